@@ -1,0 +1,7 @@
+"""A Keras 3 zoo of adversarial generative models that train on TensorFlow, JAX and PyTorch."""
+
+__version__ = "0.1.0"
+
+from zoo.models import GAN  # noqa: E402
+
+__all__ = ["GAN"]

@@ -1,0 +1,7 @@
+"""The training core: players, their optimizers, and the one per-backend module."""
+
+from zoo.core.model import AdversarialModel
+from zoo.core.optimizers import PlayerOptimizers
+from zoo.core.step import player_update
+
+__all__ = ["AdversarialModel", "PlayerOptimizers", "player_update"]

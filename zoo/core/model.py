@@ -1,0 +1,182 @@
+"""`AdversarialModel`: a `keras.Model` with several players.
+
+A subclass declares its players and writes `train_step(self, data)` once, with
+`keras.ops`, as a sequence of `self.update(player, loss_fn)` calls::
+
+    class GAN(AdversarialModel):
+        players = {"d": ("discriminator",), "g": ("generator",)}
+
+        def train_step(self, data):
+            ...
+            self.update("d", lambda: self.discriminator_loss(x, fake))
+            self.update("g", lambda: self.generator_loss(z))
+            return self.logs()
+
+`compile(d_optimizer=..., g_optimizer=...)` gives each player its optimizer.
+The same code then trains with `fit` on TensorFlow, JAX and PyTorch, with
+`jit_compile`, `evaluate` (via `test_step`) and Keras callbacks.
+"""
+
+import keras
+import numpy as np
+from keras.src.saving import serialization_lib
+
+from zoo.core import step as backend_step
+from zoo.core.optimizers import PlayerOptimizers
+
+
+class AdversarialModel(keras.Model):
+    #: player name -> attribute names of the sub-networks that player trains.
+    #: The compile keyword for a player `p` is `p_optimizer`.
+    players = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The model's own steps, written once, adapted to the backend's trainer.
+        if "train_step" in cls.__dict__:
+            cls.train_step = backend_step.stateless_step(
+                _counting_steps(cls.__dict__["train_step"])
+            )
+        if "test_step" in cls.__dict__:
+            cls.test_step = backend_step.stateless_step(cls.__dict__["test_step"])
+
+    # -- players ------------------------------------------------------------
+    def player_variables(self, player):
+        """The trainable variables that `player` updates."""
+        if player not in self.players:
+            raise KeyError(
+                f"Unknown player {player!r}; this model has {list(self.players)}."
+            )
+        variables = []
+        for attr in self.players[player]:
+            variables.extend(getattr(self, attr).trainable_variables)
+        return variables
+
+    def default_optimizer(self, player):
+        """Optimizer used when compile() is not given one for `player`."""
+        return keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    def compile(
+        self,
+        jit_compile="auto",
+        run_eagerly=False,
+        steps_per_execution=1,
+        **player_optimizers,
+    ):
+        """Give each player its optimizer: `compile(d_optimizer=..., g_optimizer=...)`.
+
+        Optimizers may be instances, names ("adam") or serialized configs.
+        """
+        expected = {f"{p}_optimizer" for p in self.players}
+        unknown = set(player_optimizers) - expected
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.compile() got {sorted(unknown)}; its "
+                f"players' optimizers are {sorted(expected)}."
+            )
+        optimizers = {}
+        for p in self.players:
+            opt = player_optimizers.get(f"{p}_optimizer")
+            optimizers[p] = keras.optimizers.get(
+                self.default_optimizer(p) if opt is None else opt
+            )
+        if len({id(o) for o in optimizers.values()}) < len(optimizers):
+            raise ValueError(
+                "Each player needs its own optimizer instance (their slots "
+                "would otherwise be shared)."
+            )
+        super().compile(
+            optimizer=PlayerOptimizers(optimizers, self.player_variables),
+            jit_compile=jit_compile,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            auto_scale_loss=False,
+        )
+        # What compile_from_config() needs to rebuild this after load_model().
+        self._compile_config = serialization_lib.SerializableDict(
+            jit_compile=jit_compile,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            **{f"{p}_optimizer": o for p, o in optimizers.items()},
+        )
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build()
+
+    def update(self, player, loss_fn):
+        """One gradient step of `player` on `loss_fn() -> (loss, aux)`.
+
+        Only `player`'s variables change. Returns `(loss, aux)`.
+        """
+        if not self.compiled:
+            raise RuntimeError(
+                f"Call {type(self).__name__}.compile() before training."
+            )
+        return backend_step.player_update(
+            self.optimizer[player], self.player_variables(player), loss_fn
+        )
+
+    # -- logs -----------------------------------------------------------------
+    @property
+    def metrics(self):
+        # Only the model's own trackers: there is no compiled loss.
+        return [m for m in super().metrics if m.name != "loss"]
+
+    def logs(self):
+        return {m.name: m.result() for m in self.metrics}
+
+    # -- input checks -----------------------------------------------------------
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self.check_data(x, y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self.check_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def check_data(self, x, y=None):
+        """Raise a ValueError naming the problem if `x`/`y` cannot train this model.
+
+        Checks the first batch of a `tf.data.Dataset` or the arrays given.
+        Subclasses define `check_batch(x, y)`.
+        """
+        batch = _first_batch(x, y)
+        if batch is not None:
+            self.check_batch(*batch)
+
+    def check_batch(self, x, y):
+        pass
+
+
+def _counting_steps(fn):
+    def train_step(self, data):
+        logs = fn(self, data)
+        self.optimizer.iterations.assign_add(1)
+        return logs
+
+    train_step.__wrapped__ = fn
+    train_step.__name__ = fn.__name__
+    train_step.__doc__ = fn.__doc__
+    return train_step
+
+
+def _first_batch(x, y):
+    """(x, y) of the first batch as NumPy, for checks; None if unknown."""
+    if x is None:
+        return None
+    if hasattr(x, "element_spec") and hasattr(x, "take"):  # tf.data.Dataset
+        for element in x.take(1).as_numpy_iterator():
+            if isinstance(element, dict):
+                return None
+            if isinstance(element, tuple):
+                return element[0], (element[1] if len(element) > 1 else None)
+            return element, None
+        raise ValueError("The dataset is empty.")
+    if isinstance(x, (list, tuple, dict)) or not hasattr(x, "shape"):
+        return None
+    xs = np.asarray(x[:256])
+    ys = None if y is None else np.asarray(y[:256])
+    return xs, ys

@@ -1,0 +1,203 @@
+"""The one place where the zoo speaks to a backend directly.
+
+A zoo model writes its update rule once, with `keras.ops`, as a sequence of
+player updates::
+
+    d_loss, aux = self.update("d", lambda: self.discriminator_loss(x, fake))
+
+This module supplies the two things `keras.ops` cannot express the same way on
+every backend:
+
+1. `player_update(optimizer, variables, loss_fn)`: take the gradient of
+   `loss_fn()` with respect to one player's variables only and apply it with that
+   player's optimizer. TensorFlow uses a `GradientTape`, PyTorch
+   `torch.autograd.grad`, JAX `jax.value_and_grad` over the player's values.
+2. `stateless_step(fn)`: JAX's trainer calls `train_step(state, data)` with the
+   model's state as arrays and expects the new state back. We run the model's
+   ordinary `train_step(data)` inside one `keras.StatelessScope` holding that
+   state, let every assignment land in the scope, and read the new state out of
+   it. TensorFlow and PyTorch mutate variables in place, so there the step is
+   returned unchanged.
+
+Nothing else in the project imports tensorflow, jax or torch for training.
+"""
+
+import functools
+
+import keras
+from keras.src.backend.common.stateless_scope import get_stateless_scope
+from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+BACKEND = keras.backend.backend()
+
+
+def _zeros_for_missing(grads, variables):
+    # A variable that does not reach the loss gets a zero gradient on every
+    # backend (JAX gives zeros, TF/torch give None): Adam's moments then decay
+    # the same way everywhere.
+    return [
+        keras.ops.zeros(v.shape, v.dtype) if g is None else g
+        for g, v in zip(grads, variables)
+    ]
+
+
+# ---------------------------------------------------------------------------
+# TensorFlow
+# ---------------------------------------------------------------------------
+def _tf_player_update(optimizer, variables, loss_fn):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss, aux = loss_fn()
+    grads = tape.gradient(loss, variables)
+    optimizer.apply(_zeros_for_missing(grads, variables), variables)
+    return loss, aux
+
+
+# ---------------------------------------------------------------------------
+# PyTorch
+# ---------------------------------------------------------------------------
+def _torch_player_update(optimizer, variables, loss_fn):
+    import torch
+
+    loss, aux = loss_fn()
+    # autograd.grad (not .backward) leaves the other players' .grad untouched.
+    grads = torch.autograd.grad(
+        loss, [v.value for v in variables], allow_unused=True
+    )
+    with torch.no_grad():
+        optimizer.apply(_zeros_for_missing(list(grads), variables), variables)
+    return _detach(loss), _detach(aux)
+
+
+def _detach(tree):
+    import torch
+
+    return keras.tree.map_structure(
+        lambda t: t.detach() if isinstance(t, torch.Tensor) else t, tree
+    )
+
+
+# ---------------------------------------------------------------------------
+# JAX
+# ---------------------------------------------------------------------------
+class _ZooScope(keras.StatelessScope):
+    """The outer scope of one JAX step; it knows every variable of the state."""
+
+    def __init__(self, variables, values):
+        super().__init__(state_mapping=list(zip(variables, values)))
+        self.variables = list(variables)
+
+
+def _jax_player_update(optimizer, variables, loss_fn):
+    import jax
+
+    outer = get_stateless_scope()
+    if not isinstance(outer, _ZooScope):
+        raise RuntimeError(
+            "On the JAX backend a player update must run inside the model's "
+            "train_step, called by fit() or train_on_batch()."
+        )
+    player_ids = {id(v) for v in variables}
+    others = [v for v in outer.variables if id(v) not in player_ids]
+    other_values = [outer.get_current_value(v) for v in others]
+    player_values = [outer.get_current_value(v) for v in variables]
+
+    def loss_of(values):
+        mapping = list(zip(others, other_values)) + list(zip(variables, values))
+        with keras.StatelessScope(state_mapping=mapping) as inner:
+            loss, aux = loss_fn()
+        # Side effects of the forward pass (batch-norm statistics, RNG state).
+        updated = [inner.get_current_value(v) for v in others]
+        return loss, (aux, updated)
+
+    (loss, (aux, updated)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+        player_values
+    )
+    for v, value in zip(others, updated):
+        outer.add_update((v, value))
+    opt_vars = optimizer.variables
+    new_values, new_opt_values = optimizer.stateless_apply(
+        [outer.get_current_value(v) for v in opt_vars], grads, player_values
+    )
+    for v, value in zip(list(variables) + opt_vars, new_values + new_opt_values):
+        outer.add_update((v, value))
+    return loss, aux
+
+
+def _jax_stateless_step(fn, state_groups):
+    """Adapt `fn(self, data)` to JAX's `step(self, state, data) -> (logs, state)`."""
+
+    @functools.wraps(fn)
+    def step(self, *args):
+        if len(args) == 1 or in_stateless_scope():
+            # Called from inside another step (e.g. a subclass calling super()).
+            return fn(self, *args[-1:])
+        state, data = args
+        refs = state_groups(self, len(state))
+        flat_refs = [v for group in refs for v in group]
+        flat_values = [v for group in state for v in group]
+        with _ZooScope(flat_refs, flat_values) as scope:
+            logs = fn(self, data)
+        new_state = tuple(
+            [scope.get_current_value(v) for v in group] for group in refs
+        )
+        return logs, new_state
+
+    return step
+
+
+def _state_groups(model, n):
+    # The layouts of keras/src/backend/jax/trainer.py: train_step gets four
+    # groups, test_step three.
+    if n == 4:
+        return (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        )
+    if n == 3:
+        return (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.metrics_variables,
+        )
+    raise ValueError(f"Unexpected JAX trainer state with {n} groups.")
+
+
+# ---------------------------------------------------------------------------
+# The two entry points
+# ---------------------------------------------------------------------------
+_PLAYER_UPDATE = {
+    "tensorflow": _tf_player_update,
+    "torch": _torch_player_update,
+    "jax": _jax_player_update,
+}
+
+
+def player_update(optimizer, variables, loss_fn):
+    """One gradient step of `optimizer` on `loss_fn()` w.r.t. `variables` only.
+
+    `loss_fn` takes no argument and returns `(scalar_loss, aux)`; `aux` is any
+    structure of tensors (diagnostics) passed back unchanged. Returns
+    `(loss, aux)`. Variables of other players may be read by `loss_fn` but are
+    never changed by this step (their non-trainable state, such as batch-norm
+    statistics, is).
+    """
+    if not variables:
+        return loss_fn()
+    try:
+        update = _PLAYER_UPDATE[BACKEND]
+    except KeyError:
+        raise NotImplementedError(
+            f"The zoo trains on tensorflow, jax and torch; got backend {BACKEND!r}."
+        ) from None
+    return update(optimizer, list(variables), loss_fn)
+
+
+def stateless_step(fn):
+    """Wrap a model's `train_step(self, data)` / `test_step` for the backend."""
+    if BACKEND == "jax":
+        return _jax_stateless_step(fn, _state_groups)
+    return fn

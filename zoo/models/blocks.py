@@ -1,0 +1,181 @@
+"""Building blocks shared by the zoo's models: networks sized by image shape.
+
+Every builder returns a functional `keras.Model`. Conditional networks take a
+label vector `y` of width `num_classes` (one-hot, multi-hot, or all-zero for an
+unlabelled image) as a second input, so the same networks serve class-
+conditional GANs and DSH-GAN's multi-label generator.
+"""
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Maxout(layers.Layer):
+    """Maxout units (Goodfellow et al. 2013): the max over `pieces` linear maps."""
+
+    def __init__(self, units, pieces, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.pieces = pieces
+        self.linear = layers.Dense(units * pieces)
+
+    def build(self, input_shape):
+        self.linear.build(input_shape)
+
+    def call(self, x):
+        h = self.linear(x)
+        h = ops.reshape(h, (-1, self.units, self.pieces))
+        return ops.max(h, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "pieces": self.pieces}
+
+
+def check_image_shape(image_shape):
+    image_shape = tuple(int(d) for d in image_shape)
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ValueError(
+            f"image_shape must be (height, width, channels); got {image_shape}."
+        )
+    return image_shape
+
+
+def upsampling_plan(image_shape, max_doublings=4):
+    """(start_height, start_width, doublings) for a conv stack sized by image shape.
+
+    Halve the spatial size while both sides stay even and at least 4 after
+    halving: 28x28 -> 7x7 in 2 steps, 32x32 -> 4x4 in 3, 64x64 -> 4x4 in 4.
+    """
+    h, w, _ = check_image_shape(image_shape)
+    n = 0
+    while n < max_doublings and h % 2 == 0 and w % 2 == 0 and h >= 8 and w >= 8:
+        h, w, n = h // 2, w // 2, n + 1
+    if n == 0:
+        raise ValueError(
+            f"image_shape {image_shape} is too small or odd-sized for a conv "
+            "stack: height and width must be divisible by 2 and at least 8."
+        )
+    return h, w, n
+
+
+def _inputs(shape, num_classes, name):
+    x = keras.Input(shape, name=name)
+    if not num_classes:
+        return x, None, x
+    y = keras.Input((num_classes,), name="y")
+    return x, y, [x, y]
+
+
+def _concat_label(h, y, embed_dim):
+    if y is None:
+        return h
+    # A linear label embedding: works for one-hot, multi-hot and all-zero y.
+    e = layers.Dense(embed_dim, use_bias=False, name="label_embedding")(y)
+    return layers.Concatenate()([h, e])
+
+
+def _projection_logit(features, y):
+    """D's logit: linear in features, plus <embed(y), features> if conditional.
+
+    The projection discriminator (Miyato & Koyama 2018) conditions D on y with
+    one inner product; it also takes multi-hot labels.
+    """
+    logit = layers.Dense(1, name="logit")(features)
+    if y is None:
+        return logit
+    e = layers.Dense(features.shape[-1], use_bias=False, name="label_projection")(y)
+    return layers.Add()([logit, layers.Dot(axes=1)([e, features])])
+
+
+# ---------------------------------------------------------------------------
+# Goodfellow et al. 2014: MLP generator, maxout discriminator with dropout
+# ---------------------------------------------------------------------------
+def mlp_generator(
+    image_shape, latent_dim=100, hidden=(1200, 1200), num_classes=None,
+    output_activation="sigmoid", name="generator",
+):
+    image_shape = check_image_shape(image_shape)
+    z, y, inputs = _inputs((latent_dim,), num_classes, "z")
+    h = _concat_label(z, y, min(latent_dim, 64))
+    for units in hidden:
+        h = layers.Dense(units, activation="relu")(h)
+    dim = image_shape[0] * image_shape[1] * image_shape[2]
+    h = layers.Dense(dim, activation=output_activation)(h)
+    x = layers.Reshape(image_shape)(h)
+    return keras.Model(inputs, x, name=name)
+
+
+def maxout_discriminator(
+    image_shape, units=(240, 240), pieces=5, dropout=(0.2, 0.5, 0.5),
+    num_classes=None, name="discriminator",
+):
+    """The paper's MNIST discriminator; dropout rates are pylearn2's 1 - include_prob."""
+    image_shape = check_image_shape(image_shape)
+    x, y, inputs = _inputs(image_shape, num_classes, "x")
+    h = layers.Flatten()(x)
+    for i, u in enumerate(units):
+        h = layers.Dropout(dropout[i])(h)
+        h = Maxout(u, pieces)(h)
+    h = layers.Dropout(dropout[len(units)])(h)
+    return keras.Model(inputs, _projection_logit(h, y), name=name)
+
+
+# ---------------------------------------------------------------------------
+# DCGAN (Radford et al. 2016), sized by image shape
+# ---------------------------------------------------------------------------
+def dcgan_generator(
+    image_shape, latent_dim=100, width=64, num_classes=None, name="generator"
+):
+    """Dense -> (h/2^n, w/2^n, width*2^(n-1)) -> n stride-2 transposed convs -> tanh."""
+    image_shape = check_image_shape(image_shape)
+    h0, w0, n = upsampling_plan(image_shape)
+    z, y, inputs = _inputs((latent_dim,), num_classes, "z")
+    h = _concat_label(z, y, min(latent_dim, 64))
+    filters = width * 2 ** (n - 1)
+    h = layers.Dense(h0 * w0 * filters, use_bias=False)(h)
+    h = layers.BatchNormalization()(h)
+    h = layers.ReLU()(h)
+    h = layers.Reshape((h0, w0, filters))(h)
+    for i in range(n - 1):
+        filters //= 2
+        h = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.ReLU()(h)
+    h = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same")(h)
+    x = layers.Activation("tanh", name="image")(h)
+    return keras.Model(inputs, x, name=name)
+
+
+def dcgan_discriminator(
+    image_shape, width=64, num_classes=None, dropout=0.0, name="discriminator"
+):
+    """n stride-2 convs with LeakyReLU(0.2) -> logit. No batch norm: D sees real
+    and fake in one batch, and eval-mode D(x) equals train-mode D(x)."""
+    image_shape = check_image_shape(image_shape)
+    _, _, n = upsampling_plan(image_shape)
+    x, y, inputs = _inputs(image_shape, num_classes, "x")
+    h = x
+    for i in range(n):
+        h = layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
+        h = layers.LeakyReLU(0.2)(h)
+    h = layers.Flatten()(h)
+    if dropout:
+        h = layers.Dropout(dropout)(h)
+    return keras.Model(inputs, _projection_logit(h, y), name=name)
+
+
+# ---------------------------------------------------------------------------
+# Small MLPs for low-dimensional data (toy problems, theory tests)
+# ---------------------------------------------------------------------------
+def mlp(input_dim, output_dim, hidden=(128, 128), activation="relu",
+        output_activation=None, num_classes=None, name="mlp"):
+    v, y, inputs = _inputs((input_dim,), num_classes, "input")
+    h = _concat_label(v, y, 16)
+    for u in hidden:
+        h = layers.Dense(u, activation=activation)(h)
+    out = layers.Dense(output_dim, activation=output_activation)(h)
+    return keras.Model(inputs, out, name=name)

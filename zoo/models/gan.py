@@ -1,0 +1,392 @@
+"""Generative Adversarial Nets (Goodfellow et al., NeurIPS 2014).
+
+Two players: a generator G(z) with z ~ p(z), and a discriminator D(x) in (0, 1),
+here computed from its logit l(x) so that log D = -softplus(-l) and
+log(1 - D) = -softplus(l) never overflow.
+
+    J_D = -1/2 E_x[log D(x)] - 1/2 E_z[log(1 - D(G(z)))]
+    minimax:         J_G = -J_D, i.e. G minimises 1/2 E_z[log(1 - D(G(z)))]
+    non-saturating:  J_G = -1/2 E_z[log D(G(z))]
+
+Algorithm 1 takes k discriminator steps per generator step, each on a fresh
+minibatch; here a batch of k*m real examples feeds k D-steps of m (every k-th
+example), so one epoch is still one pass over the data.
+
+With `num_classes`, both players are conditional: G(z, y) and D(x, y).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo.core import AdversarialModel
+from zoo.models import blocks
+
+GENERATOR_LOSSES = ("minimax", "non_saturating")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+
+
+# ---------------------------------------------------------------------------
+# The costs, as functions of D's logits
+# ---------------------------------------------------------------------------
+def log_d(logits):
+    """log D(x) = log sigmoid(l)."""
+    return -ops.softplus(-logits)
+
+
+def log_one_minus_d(logits):
+    """log(1 - D(x)) = log sigmoid(-l)."""
+    return -ops.softplus(logits)
+
+
+def discriminator_cost(real_logits, fake_logits):
+    """J_D = -1/2 E_x[log D(x)] - 1/2 E_z[log(1 - D(G(z)))]."""
+    return -0.5 * ops.mean(log_d(real_logits)) - 0.5 * ops.mean(
+        log_one_minus_d(fake_logits)
+    )
+
+
+def generator_cost(fake_logits, kind="non_saturating"):
+    """J_G, minimax (1/2 E log(1 - D(G(z)))) or non-saturating (-1/2 E log D(G(z)))."""
+    if kind == "minimax":
+        return 0.5 * ops.mean(log_one_minus_d(fake_logits))
+    if kind == "non_saturating":
+        return -0.5 * ops.mean(log_d(fake_logits))
+    raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}; got {kind!r}.")
+
+
+def value_function(real_logits, fake_logits):
+    """V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))] = -2 J_D; its minimum over G is -log 4."""
+    return -2.0 * discriminator_cost(real_logits, fake_logits)
+
+
+# ---------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="zoo")
+class GAN(AdversarialModel):
+    """A GAN with players "d" (discriminator) and "g" (generator).
+
+    Args:
+        generator: keras Model, z -> x, or [z, y] -> x when conditional.
+        discriminator: keras Model, x -> logit, or [x, y] -> logit; shape (batch, 1).
+        generator_loss: "non_saturating" (the one used in practice) or "minimax".
+        d_steps: k, discriminator steps per generator step.
+        latent_distribution: "normal" N(0, I) or "uniform" U(-sqrt 3, sqrt 3)
+            (unit variance, the paper's code draws uniform noise).
+        data_range: (low, high) of real data and of G's output, or None for
+            unbounded data (toy problems). (-1, 1) for tanh generators.
+        seed: seed of the noise used in training.
+
+    Example:
+        >>> gan = GAN.dcgan((28, 28, 1))
+        >>> gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, 0.5),
+        ...             g_optimizer=keras.optimizers.Adam(2e-4, 0.5))
+        >>> gan.fit(zoo.data.load("mnist.npz", batch_size=64), epochs=5)
+        >>> images = gan.generate(64, seed=0)   # (64, 28, 28, 1) in [0, 1]
+    """
+
+    players = {"d": ("discriminator",), "g": ("generator",)}
+
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        generator_loss="non_saturating",
+        d_steps=1,
+        latent_distribution="normal",
+        data_range=(-1.0, 1.0),
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"generator_loss must be one of {GENERATOR_LOSSES}; got {generator_loss!r}."
+            )
+        if int(d_steps) != d_steps or d_steps < 1:
+            raise ValueError(f"d_steps must be a positive integer; got {d_steps!r}.")
+        if latent_distribution not in LATENT_DISTRIBUTIONS:
+            raise ValueError(
+                f"latent_distribution must be one of {LATENT_DISTRIBUTIONS}; "
+                f"got {latent_distribution!r}."
+            )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.generator_loss = generator_loss
+        self.d_steps = int(d_steps)
+        self.latent_distribution = latent_distribution
+        self.data_range = None if data_range is None else tuple(float(v) for v in data_range)
+        self.seed = seed
+
+        g_inputs = generator.inputs
+        self.latent_dim = int(g_inputs[0].shape[-1])
+        self.num_classes = int(g_inputs[1].shape[-1]) if len(g_inputs) > 1 else None
+        self.data_shape = tuple(generator.outputs[0].shape[1:])
+        d_inputs = discriminator.inputs
+        if tuple(d_inputs[0].shape[1:]) != self.data_shape:
+            raise ValueError(
+                f"The discriminator takes inputs of shape {tuple(d_inputs[0].shape[1:])} "
+                f"but the generator makes {self.data_shape}."
+            )
+        if (len(d_inputs) > 1) != (self.num_classes is not None):
+            raise ValueError(
+                "Generator and discriminator must both be conditional (take labels "
+                "y as a second input) or both unconditional."
+            )
+
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_x_tracker = keras.metrics.Mean(name="D_x")  # mean D(x) on real data
+        self.d_g_z_tracker = keras.metrics.Mean(name="D_G_z")  # mean D(G(z))
+        self.built = True
+
+    # -- architectures ---------------------------------------------------------
+    @classmethod
+    def paper_mlp(cls, image_shape=(28, 28, 1), latent_dim=100, num_classes=None, **kwargs):
+        """The paper's MNIST model: ReLU MLP generator with sigmoid output, maxout
+        discriminator with dropout, uniform noise, pixels in [0, 1]."""
+        kwargs.setdefault("latent_distribution", "uniform")
+        kwargs.setdefault("data_range", (0.0, 1.0))
+        return cls(
+            blocks.mlp_generator(image_shape, latent_dim, num_classes=num_classes),
+            blocks.maxout_discriminator(image_shape, num_classes=num_classes),
+            **kwargs,
+        )
+
+    @classmethod
+    def dcgan(cls, image_shape=(28, 28, 1), latent_dim=100, width=64, num_classes=None, **kwargs):
+        """DCGAN-style convolutional GAN sized by image shape; pixels in [-1, 1]."""
+        return cls(
+            blocks.dcgan_generator(image_shape, latent_dim, width, num_classes),
+            blocks.dcgan_discriminator(image_shape, width, num_classes),
+            **kwargs,
+        )
+
+    # -- the players -------------------------------------------------------------
+    def sample_latent(self, n):
+        """z ~ p(z), drawn from the model's seeded training noise."""
+        shape = (n, self.latent_dim)
+        if self.latent_distribution == "uniform":
+            r = 3.0**0.5
+            return keras.random.uniform(shape, -r, r, seed=self.seed_generator)
+        return keras.random.normal(shape, seed=self.seed_generator)
+
+    def _g(self, z, y, training):
+        return self.generator(z if y is None else [z, y], training=training)
+
+    def _d(self, x, y, training):
+        return self.discriminator(x if y is None else [x, y], training=training)
+
+    def call(self, inputs, training=False):
+        """G(z) or G(z, y): latent codes to data (in `data_range`)."""
+        return self.generator(inputs, training=training)
+
+    def discriminator_loss(self, x, fake, y=None, training=True):
+        """J_D on a batch of real `x` and generated `fake` (one D call on both)."""
+        m = ops.shape(x)[0]
+        both = ops.concatenate([x, fake], axis=0)
+        y_both = None if y is None else ops.concatenate([y, y], axis=0)
+        logits = self._d(both, y_both, training)
+        real_logits, fake_logits = logits[:m], logits[m:]
+        d_x = ops.mean(ops.sigmoid(real_logits))
+        d_g_z = ops.mean(ops.sigmoid(fake_logits))
+        return discriminator_cost(real_logits, fake_logits), (d_x, d_g_z)
+
+    def generator_loss_fn(self, z, y=None, training=True):
+        """J_G of the chosen kind, through D (D's weights are not updated)."""
+        fake_logits = self._d(self._g(z, y, training), y, training)
+        return generator_cost(fake_logits, self.generator_loss), ()
+
+    # -- Algorithm 1 ---------------------------------------------------------------
+    def train_step(self, data):
+        x, y = self._unpack(data)
+        k = self.d_steps
+        for i in range(k):
+            # A fresh real minibatch for each D-step: every k-th example.
+            x_i, y_i = (x, y) if k == 1 else _every_kth((x, y), i, k)
+            z = self.sample_latent(ops.shape(x_i)[0])
+            fake = ops.stop_gradient(self._g(z, y_i, training=True))
+            d_loss, (d_x, d_g_z) = self.update(
+                "d", lambda x_i=x_i, fake=fake, y_i=y_i: self.discriminator_loss(x_i, fake, y_i)
+            )
+        z = self.sample_latent(ops.shape(x_i)[0])
+        g_loss, _ = self.update("g", lambda: self.generator_loss_fn(z, y_i))
+        return self._track(d_loss, g_loss, d_x, d_g_z)
+
+    def test_step(self, data):
+        x, y = self._unpack(data)
+        z = self.sample_latent(ops.shape(x)[0])
+        fake = self._g(z, y, training=False)
+        d_loss, (d_x, d_g_z) = self.discriminator_loss(x, fake, y, training=False)
+        g_loss, _ = self.generator_loss_fn(z, y, training=False)
+        return self._track(d_loss, g_loss, d_x, d_g_z)
+
+    def _track(self, d_loss, g_loss, d_x, d_g_z):
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_x_tracker.update_state(d_x)
+        self.d_g_z_tracker.update_state(d_g_z)
+        return self.logs()
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError(
+                    "Labels were given to an unconditional GAN (num_classes=None): "
+                    "pass images only, or build the GAN with num_classes."
+                )
+            return x, None
+        if y is None:
+            raise ValueError(
+                f"This GAN is conditional on {self.num_classes} classes: pass (images, labels)."
+            )
+        return x, self.label_vectors(y)
+
+    def label_vectors(self, y):
+        """Integer labels (batch,) -> one-hot; label vectors (batch, C) pass as float."""
+        if len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[-1] == 1 and self.num_classes != 1):
+            return ops.one_hot(ops.reshape(ops.cast(y, "int32"), (-1,)), self.num_classes)
+        return ops.cast(y, self.compute_dtype)
+
+    # -- sampling ------------------------------------------------------------------
+    def generate(self, n, seed=None, labels=None, output="float", batch_size=256):
+        """n samples of G as NumPy: "float" in [0, 1] (images) or "uint8" in [0, 255].
+
+        `seed` fixes the noise (NumPy's generator, so a seed gives the same z on
+        every backend). `labels`: one int for all, n ints, or (n, num_classes)
+        label vectors; required for a conditional model, refused otherwise.
+        """
+        if output not in ("float", "uint8"):
+            raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
+        rng = np.random.default_rng(seed)
+        if self.latent_distribution == "uniform":
+            r = 3.0**0.5
+            z = rng.uniform(-r, r, (n, self.latent_dim)).astype("float32")
+        else:
+            z = rng.standard_normal((n, self.latent_dim)).astype("float32")
+        y = self._check_labels(labels, n)
+        return self.decode_latents(z, y, output=output, batch_size=batch_size)
+
+    def decode_latents(self, z, labels=None, output="float", batch_size=256):
+        """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8)."""
+        outs = []
+        for s in range(0, len(z), batch_size):
+            zb = z[s : s + batch_size]
+            yb = None if labels is None else labels[s : s + batch_size]
+            outs.append(ops.convert_to_numpy(self._g(zb, yb, training=False)))
+        x = np.concatenate(outs, axis=0) if outs else np.zeros((0, *self.data_shape), "float32")
+        if self.data_range is not None:
+            lo, hi = self.data_range
+            x = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+        if output == "uint8":
+            return np.round(x * 255.0).astype("uint8")
+        return x.astype("float32")
+
+    def _check_labels(self, labels, n):
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError("labels were given, but this GAN is unconditional.")
+            return None
+        if labels is None:
+            raise ValueError(
+                f"This GAN is conditional on {self.num_classes} classes: pass labels."
+            )
+        labels = np.asarray(labels)
+        if labels.ndim == 0:
+            labels = np.full((n,), int(labels))
+        if labels.ndim == 1:
+            if len(labels) != n:
+                raise ValueError(f"Got {len(labels)} labels for {n} samples.")
+            _check_int_labels(labels, self.num_classes)
+            return np.eye(self.num_classes, dtype="float32")[labels.astype(int)]
+        if labels.shape != (n, self.num_classes):
+            raise ValueError(
+                f"Label vectors must have shape ({n}, {self.num_classes}); got {labels.shape}."
+            )
+        return labels.astype("float32")
+
+    # -- input checks ----------------------------------------------------------------
+    def check_batch(self, x, y):
+        check_real_batch(x, self.data_shape, self.data_range)
+        if self.num_classes is None and y is not None:
+            raise ValueError(
+                "Labels were given to an unconditional GAN (num_classes=None): "
+                "pass images only, or build the GAN with num_classes."
+            )
+        if self.num_classes is not None:
+            if y is None:
+                raise ValueError(
+                    f"This GAN is conditional on {self.num_classes} classes: pass (images, labels)."
+                )
+            y = np.asarray(y)
+            if y.ndim == 1:
+                _check_int_labels(y, self.num_classes)
+            elif y.ndim != 2 or y.shape[-1] != self.num_classes:
+                raise ValueError(
+                    f"Labels must be integers (batch,) or vectors (batch, {self.num_classes}); "
+                    f"got shape {y.shape}."
+                )
+
+    # -- serialization -----------------------------------------------------------------
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "generator_loss": self.generator_loss,
+            "d_steps": self.d_steps,
+            "latent_distribution": self.latent_distribution,
+            "data_range": self.data_range,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _every_kth(tensors, i, k):
+    """Examples i, i+k, i+2k, ... of each tensor (None passes through)."""
+    n = ops.shape(tensors[0])[0]
+    idx = ops.arange(i, n, k)
+    return tuple(None if t is None else ops.take(t, idx, axis=0) for t in tensors)
+
+
+def _check_int_labels(labels, num_classes):
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError(f"Integer class labels expected; got dtype {labels.dtype}.")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"Class labels must be in [0, {num_classes}); got range "
+            f"[{labels.min()}, {labels.max()}]."
+        )
+
+
+def check_real_batch(x, data_shape, data_range):
+    """Raise a ValueError naming the problem if `x` is not a batch of real data."""
+    x = np.asarray(x)
+    if tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(
+            f"Expected data of shape (batch, {', '.join(map(str, data_shape))}); "
+            f"got {x.shape}."
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = " (raw uint8 pixels? zoo.data scales them)" if x.dtype == np.uint8 else ""
+        raise ValueError(f"Expected floating-point data; got dtype {x.dtype}{hint}.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("The data holds NaN or infinite values.")
+    if data_range is not None and x.size:
+        lo, hi = data_range
+        tol = 1e-3 * (hi - lo)
+        if x.min() < lo - tol or x.max() > hi + tol:
+            raise ValueError(
+                f"Data values span [{x.min():.3g}, {x.max():.3g}], outside the model's "
+                f"data_range [{lo:g}, {hi:g}]; scale them (zoo.data does)."
+            )
