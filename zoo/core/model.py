@@ -131,6 +131,8 @@ class AdversarialModel(keras.Model):
     # -- input checks -----------------------------------------------------------
     def fit(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
+        if hasattr(x, "element_spec"):
+            kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):

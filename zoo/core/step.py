@@ -89,19 +89,12 @@ class _ZooScope(keras.StatelessScope):
         self.variables = list(variables)
 
 
-def _jax_player_update(optimizer, variables, loss_fn):
+def _jax_value_and_grad(variables, loss_fn, others, current):
+    """(loss, aux, grads, side-effect values of `others`) with JAX autodiff."""
     import jax
 
-    outer = get_stateless_scope()
-    if not isinstance(outer, _ZooScope):
-        raise RuntimeError(
-            "On the JAX backend a player update must run inside the model's "
-            "train_step, called by fit() or train_on_batch()."
-        )
-    player_ids = {id(v) for v in variables}
-    others = [v for v in outer.variables if id(v) not in player_ids]
-    other_values = [outer.get_current_value(v) for v in others]
-    player_values = [outer.get_current_value(v) for v in variables]
+    other_values = [current(v) for v in others]
+    player_values = [current(v) for v in variables]
 
     def loss_of(values):
         mapping = list(zip(others, other_values)) + list(zip(variables, values))
@@ -113,6 +106,22 @@ def _jax_player_update(optimizer, variables, loss_fn):
 
     (loss, (aux, updated)), grads = jax.value_and_grad(loss_of, has_aux=True)(
         player_values
+    )
+    return loss, aux, grads, updated
+
+
+def _jax_player_update(optimizer, variables, loss_fn):
+    outer = get_stateless_scope()
+    if not isinstance(outer, _ZooScope):
+        raise RuntimeError(
+            "On the JAX backend a player update must run inside the model's "
+            "train_step, called by fit() or train_on_batch()."
+        )
+    player_ids = {id(v) for v in variables}
+    others = [v for v in outer.variables if id(v) not in player_ids]
+    player_values = [outer.get_current_value(v) for v in variables]
+    loss, aux, grads, updated = _jax_value_and_grad(
+        variables, loss_fn, others, outer.get_current_value
     )
     for v, value in zip(others, updated):
         outer.add_update((v, value))
@@ -194,6 +203,29 @@ def player_update(optimizer, variables, loss_fn):
             f"The zoo trains on tensorflow, jax and torch; got backend {BACKEND!r}."
         ) from None
     return update(optimizer, list(variables), loss_fn)
+
+
+def value_and_grad(loss_fn, variables):
+    """`(loss, aux, grads)` of `loss_fn() -> (loss, aux)` w.r.t. `variables`,
+    outside training and without changing anything: for tests and analysis
+    (e.g. checking which player a loss term reaches)."""
+    variables = list(variables)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+        return loss, aux, _zeros_for_missing(tape.gradient(loss, variables), variables)
+    if BACKEND == "torch":
+        import torch
+
+        loss, aux = loss_fn()
+        grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+        return _detach(loss), _detach(aux), _zeros_for_missing(_detach(list(grads)), variables)
+    if BACKEND == "jax":
+        loss, aux, grads, _ = _jax_value_and_grad(variables, loss_fn, [], lambda v: v.value)
+        return loss, aux, grads
+    raise NotImplementedError(f"Unsupported backend {BACKEND!r}.")
 
 
 def stateless_step(fn):

@@ -1,0 +1,30 @@
+"""Run the whole test suite once per Keras backend: `python -m tests [pytest args]`.
+
+The backend is fixed when Keras is imported, so each backend gets its own
+pytest process. Exits non-zero if any backend fails.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+BACKENDS = os.environ.get("ZOO_TEST_BACKENDS", "tensorflow,jax,torch").split(",")
+
+
+def main():
+    results = {}
+    for backend in BACKENDS:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+        print(f"\n===== pytest on the {backend} backend =====", flush=True)
+        start = time.monotonic()
+        rc = subprocess.call([sys.executable, "-m", "pytest", "tests", *sys.argv[1:]], env=env)
+        results[backend] = (rc, time.monotonic() - start)
+    print("\n===== summary =====")
+    for backend, (rc, seconds) in results.items():
+        print(f"{backend:>10}: {'passed' if rc == 0 else f'FAILED (exit {rc})'} in {seconds:.0f} s")
+    sys.exit(max(rc for rc, _ in results.values()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Data for every model: tfds names, .npz files, image folders and zips -> tf.data."""
+
+from zoo.data import toy
+from zoo.data.pipeline import holdout, load, make_dataset, scale, split_per_class
+from zoo.data.sources import load_arrays
+
+__all__ = ["load", "load_arrays", "make_dataset", "scale", "split_per_class", "holdout", "toy"]

@@ -1,0 +1,109 @@
+"""tf.data pipelines scaled to a model's range, and seeded splits.
+
+tf.data feeds `model.fit` on every Keras backend (Keras converts batches to
+JAX or torch tensors), so one pipeline serves all three.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.data.sources import load_arrays
+
+
+def scale(x, value_range=(-1.0, 1.0)):
+    """uint8 pixels [0, 255] -> float32 in `value_range` (NumPy or tf tensors)."""
+    lo, hi = value_range
+    if isinstance(x, np.ndarray):
+        return (x.astype(np.float32) / 255.0) * (hi - lo) + lo
+    return tf.cast(x, tf.float32) / 255.0 * (hi - lo) + lo
+
+
+def make_dataset(
+    x,
+    y=None,
+    batch_size=64,
+    value_range=(-1.0, 1.0),
+    shuffle=True,
+    seed=0,
+    drop_remainder=True,
+    repeat=False,
+):
+    """A batched, shuffled (seeded), prefetched tf.data pipeline of uint8 images.
+
+    Images stay uint8 in memory and are scaled per batch. Yields `x` or `(x, y)`.
+    `drop_remainder` keeps every batch the same size (k D-steps split a batch).
+    """
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise ValueError(f"make_dataset expects uint8 images; got {x.dtype}.")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"{len(x)} images but {len(y)} labels.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}.")
+    if drop_remainder and len(x) < batch_size:
+        raise ValueError(
+            f"Only {len(x)} examples for batch_size {batch_size} with drop_remainder."
+        )
+    ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, np.asarray(y)))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if y is None:
+        ds = ds.map(lambda b: scale(b, value_range), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda b, l: (scale(b, value_range), l), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load(
+    source,
+    split="train",
+    batch_size=64,
+    value_range=(-1.0, 1.0),
+    labels=False,
+    shuffle=True,
+    seed=0,
+    drop_remainder=True,
+    take=None,
+):
+    """Load `source` (tfds name, .npz, image folder or zip) as a tf.data pipeline.
+
+    `labels=True` yields `(images, int labels)` for conditional models. `take`
+    keeps the first `take` examples (before shuffling).
+    """
+    x, y, _ = load_arrays(source, split)
+    if take is not None:
+        x, y = x[:take], y[:take]
+    return make_dataset(
+        x, y if labels else None, batch_size=batch_size, value_range=value_range,
+        shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
+    )
+
+
+def split_per_class(y, per_class, seed=0):
+    """Seeded split by count per class: (chosen indices, the rest), both sorted.
+
+    DSH-GAN's protocol: e.g. 100 queries a class, then 500 labelled a class;
+    raises if a class has fewer than `per_class` examples.
+    """
+    y = np.asarray(y).reshape(-1)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < per_class:
+            raise ValueError(f"Class {c} has {len(idx)} examples, fewer than {per_class}.")
+        chosen.append(rng.choice(idx, per_class, replace=False))
+    chosen = np.sort(np.concatenate(chosen))
+    rest = np.setdiff1d(np.arange(len(y)), chosen)
+    return chosen, rest
+
+
+def holdout(n, count, seed=0):
+    """Seeded split of range(n): (`count` held-out indices, the rest), both sorted."""
+    if not 0 <= count <= n:
+        raise ValueError(f"Cannot hold out {count} of {n} examples.")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[:count]), np.sort(perm[count:])
