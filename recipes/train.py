@@ -62,6 +62,7 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="output folder (default runs/RECIPE)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", type=int, default=1)
@@ -72,7 +73,10 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
-    x, y, _ = zdata.load_arrays(args.data, "train")
+    try:
+        x, y, _ = zdata.load_arrays(args.data, "train")
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
     if x.shape[1:] != recipe["image_shape"]:
         sys.exit(f"{args.data} holds images of shape {x.shape[1:]}; {args.recipe} needs {recipe['image_shape']}.")
     ds = zdata.make_dataset(
@@ -92,7 +96,10 @@ def main(argv=None):
     if args.minutes:
         callbacks.append(TimeLimit(args.minutes))
     start = time.monotonic()
-    history = model.fit(ds, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    history = model.fit(
+        ds, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        callbacks=callbacks, verbose=args.verbose,
+    )
     seconds = time.monotonic() - start
 
     atomic_save(model, out / "model.keras")

@@ -184,7 +184,7 @@ def test_conditional_gan_trains_and_generates_by_label():
     x = images(24)
     y = np.arange(24) % 3
     hist = gan.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    assert set(hist.history) == {"d_loss", "g_loss", "D_x", "D_G_z"}
+    assert set(hist.history) == {"loss", "d_loss", "g_loss", "D_x", "D_G_z"}
     assert all(np.isfinite(v[-1]) for v in hist.history.values())
     out = gan.generate(6, seed=1, labels=[0, 1, 2, 0, 1, 2])
     assert out.shape == (6, 16, 16, 1) and out.min() >= 0 and out.max() <= 1
@@ -209,7 +209,7 @@ def test_evaluate_reports_the_same_diagnostics():
     gan = small_dcgan()
     gan.compile()
     logs = gan.evaluate(images(32), batch_size=16, verbose=0, return_dict=True)
-    assert set(logs) == {"d_loss", "g_loss", "D_x", "D_G_z"}
+    assert set(logs) == {"loss", "d_loss", "g_loss", "D_x", "D_G_z"}
     assert 0 < logs["D_x"] < 1 and 0 < logs["D_G_z"] < 1
     # An untrained D sits near 1/2, so J_D is near log 2.
     assert logs["d_loss"] == pytest.approx(math.log(2), abs=0.2)

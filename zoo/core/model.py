@@ -126,7 +126,15 @@ class AdversarialModel(keras.Model):
         return [m for m in super().metrics if m.name != "loss"]
 
     def logs(self):
-        return {m.name: m.result() for m in self.metrics}
+        """The trackers' values, plus "loss": the sum of the players' "*_loss"
+        trackers. That sum is not an objective anyone minimises; it is there so
+        that Keras tools which watch "loss" (TerminateOnNaN, progress bars) see a
+        NaN or Inf in any player. Models with a true objective override it."""
+        logs = {m.name: m.result() for m in self.metrics}
+        player_losses = [v for k, v in logs.items() if k.endswith("_loss")]
+        if player_losses and "loss" not in logs:
+            logs["loss"] = sum(player_losses[1:], player_losses[0])
+        return logs
 
     # -- input checks -----------------------------------------------------------
     def fit(self, x=None, y=None, *args, **kwargs):

@@ -1,0 +1,278 @@
+"""The training core: saving, backends, callbacks, resume, jit, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+from zoo.models import GAN
+
+BACKENDS = ["tensorflow", "jax", "torch"]
+BACKEND = keras.backend.backend()
+
+
+def tiny_gan(**kwargs):
+    kwargs.setdefault("seed", 3)
+    return GAN.dcgan((16, 16, 1), latent_dim=8, width=8, **kwargs)
+
+
+def images(n=32, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 16, 16, 1)).astype("float32")
+
+
+# ---------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------
+def test_keras_file_round_trip_reproduces_generator_and_training_state(tmp_path):
+    gan = tiny_gan(num_classes=4, d_steps=2, generator_loss="minimax")
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.RMSprop(2e-4))
+    gan.fit(images(), np.arange(32) % 4, batch_size=8, epochs=1, verbose=0)
+    path = tmp_path / "gan.keras"
+    gan.save(path)
+    loaded = keras.saving.load_model(path)  # safe_mode=True: no code deserialised
+    assert isinstance(loaded, GAN)
+    assert (loaded.num_classes, loaded.d_steps, loaded.generator_loss) == (4, 2, "minimax")
+    np.testing.assert_array_equal(
+        gan.generate(6, seed=9, labels=[0, 1, 2, 3, 0, 1]),
+        loaded.generate(6, seed=9, labels=[0, 1, 2, 3, 0, 1]),
+    )
+    # The players' optimizers come back with their slots and step counts.
+    assert isinstance(loaded.optimizer["g"], keras.optimizers.RMSprop)
+    for p in ("d", "g"):
+        a = [np.asarray(v) for v in gan.optimizer[p].variables]
+        b = [np.asarray(v) for v in loaded.optimizer[p].variables]
+        assert len(a) == len(b) > 2
+        for va, vb in zip(a, b):
+            np.testing.assert_array_equal(va, vb)
+    assert int(loaded.optimizer.iterations.numpy()) == 4
+    assert int(loaded.optimizer["d"].iterations.numpy()) == 8
+    # And training goes on from there.
+    loaded.fit(images(), np.arange(32) % 4, batch_size=8, epochs=1, verbose=0)
+    assert int(loaded.optimizer.iterations.numpy()) == 8
+
+
+_CROSS_BACKEND_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, keras
+    from zoo.models import GAN
+    keras.utils.set_random_seed(0)
+    gan = GAN.dcgan((16, 16, 1), latent_dim=8, width=8, num_classes=3, seed=3)
+    gan.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 1)).astype("float32")
+    gan.fit(x, np.arange(16) % 3, batch_size=8, epochs=1, verbose=0)  # BN statistics move
+    gan.save_weights(sys.argv[1])
+    np.save(sys.argv[2], gan.generate(5, seed=1, labels=[0, 1, 2, 0, 1]))
+    """
+)
+
+
+def test_weights_saved_under_another_backend_load_here(tmp_path):
+    other = BACKENDS[(BACKENDS.index(BACKEND) + 1) % 3]
+    weights, expected = tmp_path / "w.weights.h5", tmp_path / "out.npy"
+    env = dict(os.environ, KERAS_BACKEND=other, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    subprocess.run(
+        [sys.executable, "-c", _CROSS_BACKEND_SCRIPT, str(weights), str(expected)],
+        env=env, check=True, capture_output=True, timeout=300,
+    )
+    gan = GAN.dcgan((16, 16, 1), latent_dim=8, width=8, num_classes=3, seed=3)
+    gan.load_weights(weights)
+    # 1e-5: the same float32 network evaluated by two backends' kernels.
+    np.testing.assert_allclose(
+        gan.generate(5, seed=1, labels=[0, 1, 2, 0, 1]), np.load(expected), atol=1e-5
+    )
+
+
+# ---------------------------------------------------------------------------
+# Keras callbacks, resume and jit
+# ---------------------------------------------------------------------------
+def test_keras_callbacks_work(tmp_path):
+    gan = tiny_gan()
+    gan.compile()
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt.keras")),
+        keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
+        keras.callbacks.TensorBoard(str(tmp_path / "tb"), update_freq=1),
+        keras.callbacks.EarlyStopping(monitor="g_loss", mode="min", patience=100),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+    ]
+    hist = gan.fit(images(), batch_size=8, epochs=2, callbacks=callbacks, verbose=0)
+    assert len(hist.history["d_loss"]) == 2
+    assert isinstance(keras.saving.load_model(tmp_path / "ckpt.keras"), GAN)
+    assert any((tmp_path / "tb").rglob("events.out.tfevents*"))
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    assert {"D_G_z", "D_x", "d_loss", "g_loss"} <= set(header)
+
+
+def test_terminate_on_nan_stops_a_diverging_run():
+    gan = tiny_gan()
+    gan.compile(
+        d_optimizer=keras.optimizers.SGD(1e30), g_optimizer=keras.optimizers.SGD(1e30)
+    )
+    hist = gan.fit(
+        images(64), batch_size=8, epochs=20, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()]
+    )
+    assert len(hist.history["d_loss"]) < 20
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def test_backup_and_restore_resumes_with_optimizer_state(tmp_path):
+    x = images(32)  # 4 batches of 8 per epoch
+    gan = tiny_gan()
+    gan.compile()
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(KeyboardInterrupt):
+        gan.fit(x, batch_size=8, epochs=3, verbose=0, callbacks=[backup, _Interrupt(1, 1)])
+    # A new process would rebuild the model from code: do the same.
+    resumed = tiny_gan()
+    resumed.compile()
+    hist = resumed.fit(
+        x, batch_size=8, epochs=3, verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))],
+    )
+    # Epoch 0 came from the backup; epochs 1 and 2 ran again.
+    assert len(hist.history["d_loss"]) == 2
+    assert int(resumed.optimizer.iterations.numpy()) == 12
+    assert int(resumed.optimizer["d"].iterations.numpy()) == 12
+    assert int(resumed.optimizer["g"].iterations.numpy()) == 12
+
+
+def test_jit_compiled_training_matches_the_backend():
+    gan = tiny_gan()
+    gan.compile(jit_compile=True)
+    if BACKEND == "torch":
+        pytest.importorskip("torch._dynamo")
+    hist = gan.fit(images(16), batch_size=8, epochs=1, verbose=0)
+    assert gan.jit_compile is True
+    assert all(np.isfinite(v[-1]) for v in hist.history.values())
+    assert int(gan.optimizer.iterations.numpy()) == 2
+
+
+# ---------------------------------------------------------------------------
+# Bad input gets an error that names the problem
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def compiled():
+    gan = tiny_gan()
+    gan.compile()
+    return gan
+
+
+def test_wrong_image_shape_is_named(compiled):
+    bad = np.zeros((8, 28, 28, 1), "float32")
+    with pytest.raises(ValueError, match=r"shape \(batch, 16, 16, 1\).*\(8, 28, 28, 1\)"):
+        compiled.fit(bad, epochs=1, verbose=0)
+
+
+def test_uint8_pixels_are_refused(compiled):
+    with pytest.raises(ValueError, match="floating-point.*uint8"):
+        compiled.fit(np.zeros((8, 16, 16, 1), "uint8"), epochs=1, verbose=0)
+
+
+def test_out_of_range_pixels_are_refused(compiled):
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 1)).astype("float32")
+    with pytest.raises(ValueError, match=r"outside the model's data_range \[-1, 1\]"):
+        compiled.fit(x, epochs=1, verbose=0)
+
+
+def test_out_of_range_pixels_in_a_dataset_are_refused(compiled):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(np.full((8, 16, 16, 1), 3.0, "float32")).batch(4)
+    with pytest.raises(ValueError, match="data_range"):
+        compiled.fit(ds, epochs=1, verbose=0)
+
+
+def test_labels_for_an_unconditional_model_are_refused(compiled):
+    with pytest.raises(ValueError, match="unconditional"):
+        compiled.fit(images(8), np.zeros(8, "int32"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="unconditional"):
+        compiled.generate(2, labels=[0, 1])
+
+
+def test_conditional_model_needs_valid_labels():
+    gan = tiny_gan(num_classes=3)
+    gan.compile()
+    with pytest.raises(ValueError, match="conditional on 3 classes"):
+        gan.fit(images(8), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"Class labels must be in \[0, 3\)"):
+        gan.fit(images(8), np.full(8, 7), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"Label vectors must have shape \(2, 3\)"):
+        gan.generate(2, labels=np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="conditional on 3 classes: pass labels"):
+        gan.generate(2)
+
+
+def test_bad_constructor_and_compile_arguments_are_named():
+    with pytest.raises(ValueError, match="generator_loss must be one of"):
+        tiny_gan(generator_loss="wasserstein")
+    with pytest.raises(ValueError, match="d_steps must be a positive integer"):
+        tiny_gan(d_steps=0)
+    with pytest.raises(TypeError, match=r"\['d_optimizer', 'g_optimizer'\]"):
+        tiny_gan().compile(optimizer="adam")
+    opt = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="its own optimizer instance"):
+        tiny_gan().compile(d_optimizer=opt, g_optimizer=opt)
+    with pytest.raises(ValueError, match="image_shape"):
+        GAN.dcgan((16, 16))
+
+
+def test_training_without_compile_is_refused():
+    with pytest.raises((RuntimeError, ValueError), match="compile"):
+        tiny_gan().fit(images(8), epochs=1, verbose=0)
+
+
+def test_missing_data_path_is_named(tmp_path):
+    from zoo import data
+
+    missing = tmp_path / "nowhere" / "mnist.npz"
+    with pytest.raises(FileNotFoundError, match="nowhere/mnist.npz"):
+        data.load(missing)
+
+
+def test_recipe_reports_a_missing_data_path(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "recipes.train", "dcgan_mnist", "--data", str(tmp_path / "no.npz"),
+         "--out", str(tmp_path / "run")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert out.returncode != 0
+    assert "no.npz" in out.stderr and "does not exist" in out.stderr
+
+
+def test_recipe_trains_and_writes_its_outputs(tmp_path, mnist_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "recipes.train", "dcgan_mnist", "--data", str(mnist_path),
+         "--out", str(out), "--epochs", "1", "--steps-per-epoch", "3", "--verbose", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 3 and summary["backend"] == BACKEND
+    from PIL import Image
+
+    with Image.open(out / "samples.png") as im:
+        assert im.size[0] > 200
+    assert isinstance(keras.saving.load_model(out / "model.keras"), GAN)
