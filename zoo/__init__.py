@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
-from zoo.models import GAN  # noqa: E402
+from zoo import data, metrics  # noqa: E402
+from zoo.models import GAN, VAE, VAEGAN  # noqa: E402
 
-__all__ = ["GAN"]
+__all__ = ["GAN", "VAE", "VAEGAN", "data", "metrics"]

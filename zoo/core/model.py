@@ -67,6 +67,10 @@ class AdversarialModel(keras.Model):
 
         Optimizers may be instances, names ("adam") or serialized configs.
         """
+        if "optimizer" in player_optimizers and len(self.players) == 1:
+            # A one-player model (a VAE) takes the usual keyword too.
+            (only,) = self.players
+            player_optimizers[f"{only}_optimizer"] = player_optimizers.pop("optimizer")
         expected = {f"{p}_optimizer" for p in self.players}
         unknown = set(player_optimizers) - expected
         if unknown:
@@ -106,24 +110,26 @@ class AdversarialModel(keras.Model):
         if self.built:
             self.optimizer.build()
 
-    def update(self, player, loss_fn):
+    def update(self, player, loss_fn, gate=None):
         """One gradient step of `player` on `loss_fn() -> (loss, aux)`.
 
-        Only `player`'s variables change. Returns `(loss, aux)`.
+        Only `player`'s variables change. Returns `(loss, aux)`. `gate(aux)`,
+        if given, returns a boolean scalar; the step is kept only where true.
         """
         if not self.compiled:
             raise RuntimeError(
                 f"Call {type(self).__name__}.compile() before training."
             )
         return backend_step.player_update(
-            self.optimizer[player], self.player_variables(player), loss_fn
+            self.optimizer[player], self.player_variables(player), loss_fn, gate
         )
 
     # -- logs -----------------------------------------------------------------
     @property
     def metrics(self):
         # Only the model's own trackers: there is no compiled loss.
-        return [m for m in super().metrics if m.name != "loss"]
+        keras_loss = getattr(self, "_loss_tracker", None)
+        return [m for m in super().metrics if m is not keras_loss]
 
     def logs(self):
         """The trackers' values, plus "loss": the sum of the players' "*_loss"

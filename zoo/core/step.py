@@ -44,20 +44,32 @@ def _zeros_for_missing(grads, variables):
 # ---------------------------------------------------------------------------
 # TensorFlow
 # ---------------------------------------------------------------------------
-def _tf_player_update(optimizer, variables, loss_fn):
+def _gated_apply(optimizer, grads, variables, gate):
+    """optimizer.apply, kept only where `gate` is true (in-place backends)."""
+    if gate is None:
+        optimizer.apply(grads, variables)
+        return
+    state = list(variables) + optimizer.variables
+    old = [keras.ops.copy(v.value) for v in state]
+    optimizer.apply(grads, variables)
+    for v, o in zip(state, old):
+        v.assign(keras.ops.where(gate, v.value, o))
+
+
+def _tf_player_update(optimizer, variables, loss_fn, gate):
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
         loss, aux = loss_fn()
     grads = tape.gradient(loss, variables)
-    optimizer.apply(_zeros_for_missing(grads, variables), variables)
+    _gated_apply(optimizer, _zeros_for_missing(grads, variables), variables, gate(aux))
     return loss, aux
 
 
 # ---------------------------------------------------------------------------
 # PyTorch
 # ---------------------------------------------------------------------------
-def _torch_player_update(optimizer, variables, loss_fn):
+def _torch_player_update(optimizer, variables, loss_fn, gate):
     import torch
 
     loss, aux = loss_fn()
@@ -65,9 +77,10 @@ def _torch_player_update(optimizer, variables, loss_fn):
     grads = torch.autograd.grad(
         loss, [v.value for v in variables], allow_unused=True
     )
+    loss, aux = _detach(loss), _detach(aux)
     with torch.no_grad():
-        optimizer.apply(_zeros_for_missing(list(grads), variables), variables)
-    return _detach(loss), _detach(aux)
+        _gated_apply(optimizer, _zeros_for_missing(list(grads), variables), variables, gate(aux))
+    return loss, aux
 
 
 def _detach(tree):
@@ -110,7 +123,7 @@ def _jax_value_and_grad(variables, loss_fn, others, current):
     return loss, aux, grads, updated
 
 
-def _jax_player_update(optimizer, variables, loss_fn):
+def _jax_player_update(optimizer, variables, loss_fn, gate):
     outer = get_stateless_scope()
     if not isinstance(outer, _ZooScope):
         raise RuntimeError(
@@ -126,11 +139,14 @@ def _jax_player_update(optimizer, variables, loss_fn):
     for v, value in zip(others, updated):
         outer.add_update((v, value))
     opt_vars = optimizer.variables
+    old_opt_values = [outer.get_current_value(v) for v in opt_vars]
     new_values, new_opt_values = optimizer.stateless_apply(
-        [outer.get_current_value(v) for v in opt_vars], grads, player_values
+        old_opt_values, grads, player_values
     )
-    for v, value in zip(list(variables) + opt_vars, new_values + new_opt_values):
-        outer.add_update((v, value))
+    new, old = new_values + new_opt_values, player_values + old_opt_values
+    keep = gate(aux)
+    for v, n, o in zip(list(variables) + opt_vars, new, old):
+        outer.add_update((v, n if keep is None else keras.ops.where(keep, n, o)))
     return loss, aux
 
 
@@ -185,7 +201,7 @@ _PLAYER_UPDATE = {
 }
 
 
-def player_update(optimizer, variables, loss_fn):
+def player_update(optimizer, variables, loss_fn, gate=None):
     """One gradient step of `optimizer` on `loss_fn()` w.r.t. `variables` only.
 
     `loss_fn` takes no argument and returns `(scalar_loss, aux)`; `aux` is any
@@ -193,16 +209,21 @@ def player_update(optimizer, variables, loss_fn):
     `(loss, aux)`. Variables of other players may be read by `loss_fn` but are
     never changed by this step (their non-trainable state, such as batch-norm
     statistics, is).
+
+    `gate`: None, or a function of `aux` returning a boolean scalar tensor; when
+    it is false the step leaves the player's variables and optimizer state as
+    they were (VAE-GAN's equilibrium rule). Data-dependent, so it works under jit.
     """
     if not variables:
         return loss_fn()
+    gate_fn = (lambda aux: None) if gate is None else gate
     try:
         update = _PLAYER_UPDATE[BACKEND]
     except KeyError:
         raise NotImplementedError(
             f"The zoo trains on tensorflow, jax and torch; got backend {BACKEND!r}."
         ) from None
-    return update(optimizer, list(variables), loss_fn)
+    return update(optimizer, list(variables), loss_fn, gate_fn)
 
 
 def value_and_grad(loss_fn, variables):

@@ -2,5 +2,7 @@
 
 from zoo.models import blocks
 from zoo.models.gan import GAN
+from zoo.models.vae import VAE
+from zoo.models.vaegan import VAEGAN
 
-__all__ = ["GAN", "blocks"]
+__all__ = ["GAN", "VAE", "VAEGAN", "blocks"]

@@ -179,3 +179,109 @@ def mlp(input_dim, output_dim, hidden=(128, 128), activation="relu",
         h = layers.Dense(u, activation=activation)(h)
     out = layers.Dense(output_dim, activation=output_activation)(h)
     return keras.Model(inputs, out, name=name)
+
+
+# ---------------------------------------------------------------------------
+# Larsen et al. 2016 (VAE-GAN), the authors' 64x64 nets scaled by image shape
+# ---------------------------------------------------------------------------
+def _larsen_widths(n, widths):
+    """The authors' widths for their 3 stride-2 layers, fitted to n layers:
+    the last n of them (28x28 -> n=2), or the first repeated (n=4)."""
+    widths = list(widths)
+    while len(widths) < n:
+        widths.insert(0, widths[0])
+    return widths[-n:]
+
+
+def _scaled(widths, width):
+    return [max(1, int(round(w * width))) for w in widths]
+
+
+def gaussian_encoder(image_shape, latent_dim=128, width=1.0, name="encoder"):
+    """x -> [mu, log_var]: stride-2 5x5 convs (64, 128, 256) + BN + ReLU, fc 1024."""
+    image_shape = check_image_shape(image_shape)
+    _, _, n = upsampling_plan(image_shape)
+    x = keras.Input(image_shape, name="x")
+    h = x
+    for f in _scaled(_larsen_widths(n, (64, 128, 256)), width):
+        h = layers.Conv2D(f, 5, strides=2, padding="same", use_bias=False)(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.ReLU()(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(_scaled([1024], width)[0], use_bias=False)(h)
+    h = layers.BatchNormalization()(h)
+    h = layers.ReLU()(h)
+    mu = layers.Dense(latent_dim, name="mu")(h)
+    log_var = layers.Dense(latent_dim, name="log_var")(h)
+    return keras.Model(x, [mu, log_var], name=name)
+
+
+def larsen_decoder(image_shape, latent_dim=128, output="tanh", width=1.0, name="decoder"):
+    """z -> x: fc to (h/2^n, w/2^n, 256), stride-2 5x5 transposed convs (256, 128, 32)
+    + BN + ReLU, then a 5x5 conv to the image channels. `output`: "tanh" (pixels
+    in [-1, 1]) or "logits" (Bernoulli pixels)."""
+    image_shape = check_image_shape(image_shape)
+    h0, w0, n = upsampling_plan(image_shape)
+    z = keras.Input((latent_dim,), name="z")
+    top = _scaled([256], width)[0]
+    h = layers.Dense(h0 * w0 * top, use_bias=False)(z)
+    h = layers.BatchNormalization()(h)
+    h = layers.ReLU()(h)
+    h = layers.Reshape((h0, w0, top))(h)
+    for f in _scaled(_larsen_widths(n, (256, 128, 32)), width):
+        h = layers.Conv2DTranspose(f, 5, strides=2, padding="same", use_bias=False)(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.ReLU()(h)
+    h = layers.Conv2D(image_shape[-1], 5, padding="same")(h)
+    if output == "tanh":
+        h = layers.Activation("tanh", name="image")(h)
+    elif output != "logits":
+        raise ValueError(f'output must be "tanh" or "logits"; got {output!r}.')
+    return keras.Model(z, h, name=name)
+
+
+def larsen_discriminator(image_shape, width=1.0, name="discriminator"):
+    """x -> [logit, Dis_l(x)]: conv 32 + ReLU, stride-2 5x5 convs (128, 256, 256)
+    + BN + ReLU, fc 512 + BN + ReLU, logit. Dis_l is the last conv's output
+    before its batch norm (the authors' 4th conv layer)."""
+    image_shape = check_image_shape(image_shape)
+    _, _, n = upsampling_plan(image_shape)
+    x = keras.Input(image_shape, name="x")
+    h = layers.ReLU()(layers.Conv2D(_scaled([32], width)[0], 5, padding="same")(x))
+    widths = _scaled(_larsen_widths(n, (128, 256, 256)), width)
+    for i, f in enumerate(widths):
+        h = layers.Conv2D(f, 5, strides=2, padding="same", use_bias=False,
+                          name="dis_l" if i == len(widths) - 1 else None)(h)
+        if i == len(widths) - 1:
+            features = layers.Flatten(name="dis_l_features")(h)
+        h = layers.BatchNormalization()(h)
+        h = layers.ReLU()(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(_scaled([512], width)[0], use_bias=False)(h)
+    h = layers.BatchNormalization()(h)
+    h = layers.ReLU()(h)
+    logit = layers.Dense(1, name="logit")(h)
+    return keras.Model(x, [logit, features], name=name)
+
+
+# ---------------------------------------------------------------------------
+# Domain classifiers: the feature space of the zoo's FID / KID
+# ---------------------------------------------------------------------------
+def domain_classifier(image_shape, num_classes=10, width=32, feature_dim=128, name="classifier"):
+    """A VGG-style CNN (pairs of 3x3 convs + BN, max-pool) whose penultimate layer,
+    "features", serves as the feature space of domain FID and KID."""
+    image_shape = check_image_shape(image_shape)
+    _, _, n = upsampling_plan(image_shape)
+    x = keras.Input(image_shape, name="x")
+    h = x
+    for i in range(n):
+        for _ in range(2):
+            h = layers.Conv2D(width * 2**i, 3, padding="same", use_bias=False)(h)
+            h = layers.BatchNormalization()(h)
+            h = layers.ReLU()(h)
+        h = layers.MaxPooling2D()(h)
+    h = layers.GlobalAveragePooling2D()(h)
+    h = layers.Dropout(0.3)(h)
+    features = layers.Dense(feature_dim, activation="relu", name="features")(h)
+    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
+    return keras.Model(x, logits, name=name)

@@ -1,0 +1,189 @@
+"""Training throughput: DCGAN on 28x28x1, batch 64, steps per second.
+
+Side by side in one run, each in its own process (the backend is fixed per
+process), alternating over --rounds so that machine noise hits all alike:
+
+- zoo/<backend>: `GAN.dcgan((28, 28, 1))` trained with `fit` on tensorflow, jax, torch;
+- plain/tensorflow: the same Keras networks in a `tf.function` + `GradientTape`
+  loop, as keras-io's DCGAN example does;
+- plain/torch: the same architecture as `torch.nn` modules and `torch.optim.Adam`,
+  as PyTorch-GAN does (NCHW, the layout torch prefers).
+
+Every loop does the same work per step: sample z, one D step on real and fake
+(one D call on both), fresh z, one G step (non-saturating loss). Data is one
+fixed batch on the device, so only training is timed.
+
+    python bench/throughput.py --steps 60 --rounds 2
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+BATCH, LATENT = 64, 100
+RUNNERS = ["zoo/tensorflow", "zoo/jax", "zoo/torch", "plain/tensorflow", "plain/torch"]
+
+
+def run_zoo(steps, warmup):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.models import GAN
+
+    keras.utils.set_random_seed(0)
+    gan = GAN.dcgan((28, 28, 1), latent_dim=LATENT, seed=0)
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+        g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+    )
+    x = np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype("float32")
+    ds = tf.data.Dataset.from_tensors(x).repeat()
+    gan.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)  # compile/trace
+    start = time.perf_counter()
+    gan.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)  # fit() ends synchronised
+    return steps / (time.perf_counter() - start)
+
+
+def run_plain_tf(steps, warmup):
+    import keras
+    import tensorflow as tf
+
+    from zoo.models import blocks
+
+    keras.utils.set_random_seed(0)
+    G = blocks.dcgan_generator((28, 28, 1), LATENT)
+    D = blocks.dcgan_discriminator((28, 28, 1))
+    g_opt, d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(real):
+        z = tf.random.normal((BATCH, LATENT))
+        fake = G(z, training=True)
+        with tf.GradientTape() as tape:
+            logits = D(tf.concat([real, fake], 0), training=True)
+            labels = tf.concat([tf.ones((BATCH, 1)), tf.zeros((BATCH, 1))], 0)
+            d_loss = bce(labels, logits)
+        d_opt.apply_gradients(zip(tape.gradient(d_loss, D.trainable_weights), D.trainable_weights))
+        z = tf.random.normal((BATCH, LATENT))
+        with tf.GradientTape() as tape:
+            g_loss = bce(tf.ones((BATCH, 1)), D(G(z, training=True), training=True))
+        g_opt.apply_gradients(zip(tape.gradient(g_loss, G.trainable_weights), G.trainable_weights))
+        return d_loss, g_loss
+
+    real = tf.random.uniform((BATCH, 28, 28, 1), -1, 1)
+    for _ in range(warmup):
+        train_step(real)
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = train_step(real)
+    [o.numpy() for o in out]
+    return steps / (time.perf_counter() - start)
+
+
+def run_plain_torch(steps, warmup):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Sequential(nn.Linear(LATENT, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128), nn.ReLU())
+            self.conv = nn.Sequential(
+                nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
+            )
+
+        def forward(self, z):
+            return self.conv(self.fc(z).view(-1, 128, 7, 7))
+
+    D = nn.Sequential(
+        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(7 * 7 * 128, 1),
+    )
+    G = Generator()
+    g_opt = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    d_opt = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
+    real = torch.rand(BATCH, 1, 28, 28) * 2 - 1
+
+    def train_step():
+        fake = G(torch.randn(BATCH, LATENT))
+        d_opt.zero_grad()
+        logits = D(torch.cat([real, fake.detach()]))
+        d_loss = bce(logits, torch.cat([ones, zeros]))
+        d_loss.backward()
+        d_opt.step()
+        g_opt.zero_grad()
+        g_loss = bce(D(G(torch.randn(BATCH, LATENT))), ones)
+        g_loss.backward()
+        g_opt.step()
+        return d_loss, g_loss
+
+    for _ in range(warmup):
+        train_step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step()
+    return steps / (time.perf_counter() - start)
+
+
+def worker(runner, steps, warmup):
+    kind, _ = runner.split("/")
+    if kind == "zoo":
+        return run_zoo(steps, warmup)
+    return run_plain_tf(steps, warmup) if runner == "plain/tensorflow" else run_plain_torch(steps, warmup)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--runners", default=",".join(RUNNERS))
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps({"steps_per_s": worker(args.worker, args.steps, args.warmup)}))
+        return
+
+    runners = args.runners.split(",")
+    results = {r: [] for r in runners}
+    for rnd in range(args.rounds):
+        for r in runners:
+            env = dict(os.environ, KERAS_BACKEND=r.split("/")[1], TF_CPP_MIN_LOG_LEVEL="3")
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", r, "--steps", str(args.steps), "--warmup", str(args.warmup)],
+                env=env, capture_output=True, text=True, check=True,
+            )
+            sps = json.loads(out.stdout.strip().splitlines()[-1])["steps_per_s"]
+            results[r].append(sps)
+            print(f"round {rnd + 1} {r:<18} {sps:6.2f} steps/s", flush=True)
+
+    med = {r: statistics.median(v) for r, v in results.items()}
+    print(f"\nDCGAN 28x28x1, batch {BATCH}: median steps/s over {args.rounds} rounds of {args.steps} steps")
+    for r in runners:
+        print(f"  {r:<18} {med[r]:6.2f}")
+    plain = {r: v for r, v in med.items() if r.startswith("plain/")}
+    zoo = {r: v for r, v in med.items() if r.startswith("zoo/")}
+    if plain and zoo:
+        best_plain = max(plain.values())
+        print(f"\n  zoo's fastest ({max(zoo, key=zoo.get)}) / fastest plain loop "
+              f"({max(plain, key=plain.get)}): {max(zoo.values()) / best_plain:.2f}x (target >= 1.0)")
+        for r, v in zoo.items():
+            own = med.get("plain/" + r.split("/")[1])
+            if own:
+                print(f"  {r} / plain/{r.split('/')[1]}: {v / own:.2f}x (target >= 0.85)")
+
+
+if __name__ == "__main__":
+    main()

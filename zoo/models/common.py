@@ -1,0 +1,99 @@
+"""Helpers shared by the latent-variable models: the Gaussian posterior and image I/O."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def reparameterize(mu, log_var, eps):
+    """z = mu + sigma * eps (Kingma & Welling's reparameterisation)."""
+    return mu + ops.exp(0.5 * log_var) * eps
+
+
+def gaussian_kl(mu, log_var):
+    """KL(N(mu, diag exp(log_var)) || N(0, I)) per example, summed over latent dims."""
+    return 0.5 * ops.sum(ops.square(mu) + ops.exp(log_var) - 1.0 - log_var, axis=-1)
+
+
+def gaussian_nll(x, mean, sigma):
+    """-log N(x | mean, sigma^2 I) per example, summed over all but the batch axis."""
+    d = float(np.prod(x.shape[1:]))
+    sq = ops.sum(ops.reshape(ops.square(x - mean), (ops.shape(x)[0], -1)), axis=-1)
+    return 0.5 * sq / sigma**2 + d * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+
+
+def bernoulli_nll(x, logits):
+    """-log Bernoulli(x | sigmoid(logits)) per example, x in [0, 1]."""
+    per = ops.softplus(logits) - x * logits
+    return ops.sum(ops.reshape(per, (ops.shape(x)[0], -1)), axis=-1)
+
+
+def images_to_model(images, data_shape, data_range):
+    """User images -> float32 in the model's data_range.
+
+    Accepts uint8 in [0, 255] or floats in [0, 1]; names the problem otherwise.
+    """
+    x = np.asarray(images)
+    if x.ndim == len(data_shape):
+        x = x[None]
+    if tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(
+            f"Expected images of shape (n, {', '.join(map(str, data_shape))}); got {x.shape}."
+        )
+    if x.dtype == np.uint8:
+        x = x.astype("float32") / 255.0
+    elif np.issubdtype(x.dtype, np.floating):
+        if x.size and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
+            raise ValueError(
+                f"Float images must be in [0, 1]; got values in [{x.min():.3g}, {x.max():.3g}]."
+            )
+        x = x.astype("float32")
+    else:
+        raise ValueError(f"Images must be uint8 or float in [0, 1]; got dtype {x.dtype}.")
+    lo, hi = data_range
+    return x * (hi - lo) + lo
+
+
+def model_to_unit(x, data_range):
+    """Model outputs in data_range -> NumPy float32 in [0, 1]."""
+    x = ops.convert_to_numpy(x)
+    lo, hi = data_range
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype("float32")
+
+
+def in_batches(fn, arrays, batch_size=256):
+    """Apply fn to aligned slices of `arrays`; concatenate each output (NumPy)."""
+    n = len(arrays[0])
+    outs = None
+    for s in range(0, n, batch_size):
+        out = fn(*[a[s : s + batch_size] for a in arrays])
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        out = [ops.convert_to_numpy(o) for o in out]
+        outs = [[o] for o in out] if outs is None else [acc + [o] for acc, o in zip(outs, out)]
+    res = [np.concatenate(o, axis=0) for o in outs]
+    return res[0] if len(res) == 1 else tuple(res)
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between latent codes (White 2016), rows of a and b."""
+    a_n = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b_n = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    omega = np.arccos(np.clip((a_n * b_n).sum(-1, keepdims=True), -1, 1))
+    so = np.sin(omega)
+    safe = so > 1e-6
+    lin = (1 - t) * a + t * b
+    sph = np.sin((1 - t) * omega) / np.where(safe, so, 1) * a + np.sin(t * omega) / np.where(safe, so, 1) * b
+    return np.where(safe, sph, lin)
+
+
+def seeded_normal(n, dim, seed):
+    """N(0, I) draws from NumPy: the same z for a seed on every backend."""
+    return np.random.default_rng(seed).standard_normal((n, dim)).astype("float32")
+
+
+__all__ = [
+    "reparameterize", "gaussian_kl", "gaussian_nll", "bernoulli_nll",
+    "images_to_model", "model_to_unit", "in_batches", "slerp", "seeded_normal",
+]

@@ -1,0 +1,223 @@
+"""VAE-GAN: Larsen et al., "Autoencoding beyond pixels using a learned similarity metric", ICML 2016.
+
+Three players: an encoder Enc -> q(z|x), a decoder Dec (the GAN's generator) and
+a discriminator Dis. The VAE's pixel-wise reconstruction term is replaced by a
+Gaussian likelihood in the feature space of Dis's l-th layer:
+
+    L_prior         = KL(q(z|x) || p(z))
+    L_llike^Dis_l   = -E_q(z|x)[log N(Dis_l(x) | Dis_l(Dec(z)), I)]
+    L_GAN           = log Dis(x) + log(1 - Dis(Dec(z))) + log(1 - Dis(Dec(z_p))),
+                      z ~ q(z|x), z_p ~ p(z)
+
+Who learns from what (the heart of the paper):
+
+    Enc  minimises  L_prior + L_llike^Dis_l         (no GAN gradient)
+    Dec  minimises  gamma * L_llike^Dis_l - L_GAN
+    Dis  maximises  L_GAN                           (no reconstruction gradient)
+
+Each player's gradient is taken from the same state: the encoder step reads the
+current Dec and Dis; the decoder step reads the current Dis and the encoder's z;
+the discriminator step reads the decoder's images from before its update.
+"""
+
+import keras
+from keras import ops
+
+from zoo.core import AdversarialModel
+from zoo.models import blocks
+from zoo.models.common import gaussian_kl, reparameterize
+from zoo.models.gan import check_real_batch, log_d, log_one_minus_d
+from zoo.models.vae import LatentImageModel
+
+GENERATOR_LOSSES = ("minimax", "non_saturating")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class VAEGAN(LatentImageModel, AdversarialModel):
+    """VAE-GAN with players "enc", "dec" and "dis".
+
+    Args:
+        encoder: x -> [mu, log_var].
+        decoder: z -> x in data_range (tanh).
+        discriminator: x -> [logit, Dis_l(x) flattened].
+        gamma: weight of L_llike against the GAN term in the decoder's loss.
+        reconstruction_fake, prior_fake: which fakes L_GAN discriminates,
+            Dec(z) with z ~ q(z|x) and Dec(z_p) with z_p ~ p(z) (both, as the paper).
+        generator_loss: "minimax" is the paper's -L_GAN for the decoder;
+            "non_saturating" replaces log(1 - Dis(.)) by -log Dis(.) in it (same
+            fixed point, stronger gradients early on: the default).
+        equilibrium: None, or (centre, margin) of the authors' code, e.g.
+            (0.68, 0.35): Dis is not updated while its cost is below
+            centre - margin, Dec not while Dis's cost is above centre + margin.
+    """
+
+    players = {"enc": ("encoder",), "dec": ("decoder",), "dis": ("discriminator",)}
+
+    def __init__(self, encoder, decoder, discriminator, gamma=1e-3,
+                 reconstruction_fake=True, prior_fake=True,
+                 generator_loss="non_saturating", equilibrium=None,
+                 data_range=(-1.0, 1.0), seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}; got {generator_loss!r}.")
+        if not (reconstruction_fake or prior_fake):
+            raise ValueError("L_GAN needs at least one kind of fake: reconstruction_fake or prior_fake.")
+        if gamma < 0:
+            raise ValueError(f"gamma must be non-negative; got {gamma}.")
+        if equilibrium is not None:
+            equilibrium = tuple(float(v) for v in equilibrium)
+            if len(equilibrium) != 2 or equilibrium[1] < 0:
+                raise ValueError(f"equilibrium must be (centre, margin >= 0); got {equilibrium}.")
+        if len(discriminator.outputs) != 2:
+            raise ValueError("The discriminator must output [logit, Dis_l features].")
+        self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
+        self.gamma = float(gamma)
+        self.reconstruction_fake, self.prior_fake = bool(reconstruction_fake), bool(prior_fake)
+        self.generator_loss = generator_loss
+        self.equilibrium = equilibrium
+        self.data_range = tuple(float(v) for v in data_range)
+        self.likelihood = "gaussian"  # of the decoder's output, for LatentImageModel
+        self.seed = seed
+        self.latent_dim = int(decoder.inputs[0].shape[-1])
+        self.data_shape = tuple(encoder.inputs[0].shape[1:])
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        names = ["enc_loss", "dec_loss", "dis_loss", "prior", "llike", "gan", "D_x", "D_G_z"]
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.built = True
+
+    @classmethod
+    def larsen(cls, image_shape=(28, 28, 1), latent_dim=128, width=1.0, **kwargs):
+        """The authors' nets (64x64 CelebA) scaled by image shape; `width`
+        multiplies every layer's width (1.0 = the authors')."""
+        return cls(blocks.gaussian_encoder(image_shape, latent_dim, width),
+                   blocks.larsen_decoder(image_shape, latent_dim, width=width),
+                   blocks.larsen_discriminator(image_shape, width), **kwargs)
+
+    # -- the terms of the paper ------------------------------------------------------
+    def dis(self, images, training=True):
+        """(logits, Dis_l features) of a list of image batches, in one call."""
+        sizes = [ops.shape(b)[0] for b in images]
+        logits, feats = self.discriminator(ops.concatenate(images, axis=0), training=training)
+        out, start = [], 0
+        for n in sizes:
+            out.append((logits[start : start + n], feats[start : start + n]))
+            start = start + n
+        return out
+
+    def l_prior(self, mu, log_var):
+        return ops.mean(gaussian_kl(mu, log_var))
+
+    def l_llike(self, feats_x, feats_rec):
+        """-log N(Dis_l(x) | Dis_l(Dec(z)), I) per image, up to its constant; batch mean."""
+        return ops.mean(0.5 * ops.sum(ops.square(feats_x - feats_rec), axis=-1))
+
+    def l_gan(self, real_logits, fake_logits):
+        """L_GAN = E log Dis(x) + sum over fakes of E log(1 - Dis(fake))."""
+        return ops.mean(log_d(real_logits)) + sum(ops.mean(log_one_minus_d(f)) for f in fake_logits)
+
+    def fake_logits(self, l_rec, l_p):
+        """The logits of the fakes L_GAN discriminates (both kinds by default)."""
+        return [l for l, on in ((l_rec, self.reconstruction_fake), (l_p, self.prior_fake)) if on]
+
+    def dis_cost(self, gan):
+        """-L_GAN as a mean cross-entropy per term (log 2 at chance): the
+        quantity the authors' equilibrium rule compares with 0.68."""
+        return -gan / (1.0 + self.reconstruction_fake + self.prior_fake)
+
+    # -- each player's loss ----------------------------------------------------------
+    # Dis always sees [x, Dec(z), Dec(z_p)] in one batch, so its batch-norm
+    # statistics, and so Dis_l, are the same in all three losses.
+    def encoder_loss(self, x, eps, z_p, training=True):
+        """L_prior + L_llike: the only terms whose gradient reaches Enc."""
+        mu, log_var = self.encoder(x, training=training)
+        z = reparameterize(mu, log_var, eps)
+        x_rec, x_p = self.decoder(z, training=training), self.decoder(z_p, training=training)
+        (_, f_x), (_, f_rec), _ = self.dis([x, x_rec, x_p], training=training)
+        prior, llike = self.l_prior(mu, log_var), self.l_llike(f_x, f_rec)
+        return prior + llike, (ops.stop_gradient(z), prior, llike)
+
+    def decoder_loss(self, x, z, z_p, training=True):
+        """gamma * L_llike - L_GAN (minimax), or gamma * L_llike - sum E log Dis(fake)."""
+        x_rec, x_p = self.decoder(z, training=training), self.decoder(z_p, training=training)
+        (l_x, f_x), (l_rec, f_rec), (l_p, _) = self.dis([x, x_rec, x_p], training=training)
+        fakes = self.fake_logits(l_rec, l_p)
+        llike, gan = self.l_llike(f_x, f_rec), self.l_gan(l_x, fakes)
+        if self.generator_loss == "minimax":
+            adversarial = -gan
+        else:
+            adversarial = -sum(ops.mean(log_d(f)) for f in fakes)
+        aux = (ops.stop_gradient(x_rec), ops.stop_gradient(x_p), gan)
+        return self.gamma * llike + adversarial, aux
+
+    def discriminator_loss(self, x, x_rec, x_p, training=True):
+        """-L_GAN: Dis maximises L_GAN and nothing else."""
+        (l_x, _), (l_rec, _), (l_p, _) = self.dis([x, x_rec, x_p], training=training)
+        gan = self.l_gan(l_x, self.fake_logits(l_rec, l_p))
+        return -gan, (gan, ops.mean(ops.sigmoid(l_x)), ops.mean(ops.sigmoid(l_p)))
+
+    # -- one training step -----------------------------------------------------------
+    def train_step(self, data):
+        x = self._unpack(data)
+        n = ops.shape(x)[0]
+        eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        z_p = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        enc_loss, (z, prior, llike) = self.update("enc", lambda: self.encoder_loss(x, eps, z_p))
+        dec_gate = dis_gate = None
+        if self.equilibrium is not None:
+            centre, margin = self.equilibrium
+            dec_gate = lambda aux: self.dis_cost(aux[2]) <= centre + margin  # noqa: E731
+            dis_gate = lambda aux: self.dis_cost(aux[0]) >= centre - margin  # noqa: E731
+        dec_loss, (x_rec, x_p, _) = self.update("dec", lambda: self.decoder_loss(x, z, z_p), gate=dec_gate)
+        dis_loss, (gan, d_x, d_g_z) = self.update(
+            "dis", lambda: self.discriminator_loss(x, x_rec, x_p), gate=dis_gate
+        )
+        return self._track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
+                           llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z)
+
+    def test_step(self, data):
+        x = self._unpack(data)
+        n = ops.shape(x)[0]
+        eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        z_p = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        enc_loss, (z, prior, llike) = self.encoder_loss(x, eps, z_p, training=False)
+        dec_loss, (x_rec, x_p, _) = self.decoder_loss(x, z, z_p, training=False)
+        dis_loss, (gan, d_x, d_g_z) = self.discriminator_loss(x, x_rec, x_p, training=False)
+        return self._track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
+                           llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z)
+
+    def _track(self, **values):
+        for name, v in values.items():
+            self.trackers[name].update_state(v)
+        return self.logs()
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is not None:
+            raise ValueError("VAE-GAN takes images only; labels were given.")
+        return x
+
+    def check_batch(self, x, y):
+        check_real_batch(x, self.data_shape, self.data_range)
+        if y is not None:
+            raise ValueError("VAE-GAN takes images only; labels were given.")
+
+    def call(self, x, training=False):
+        mu, _ = self.encoder(x, training=training)
+        return self.decoder(mu, training=training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            **{k: keras.saving.serialize_keras_object(getattr(self, k))
+               for k in ("encoder", "decoder", "discriminator")},
+            "gamma": self.gamma, "reconstruction_fake": self.reconstruction_fake,
+            "prior_fake": self.prior_fake, "generator_loss": self.generator_loss,
+            "equilibrium": self.equilibrium, "data_range": self.data_range, "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
