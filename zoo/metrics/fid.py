@@ -46,7 +46,7 @@ class FeatureExtractor:
             )
         meta = json.loads((folder / "metadata.json").read_text()) if (folder / "metadata.json").exists() else {}
         model = keras.saving.load_model(path, compile=False)
-        return cls(model, meta.get("value_range", (-1.0, 1.0)), name=f"classifier_{Path(folder).name}")
+        return cls(model, meta.get("value_range", (-1.0, 1.0)), name=Path(folder).name)
 
     def __call__(self, images, batch_size=500):
         x = images_to_model(images, self.image_shape, self.value_range)

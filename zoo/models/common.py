@@ -2,7 +2,6 @@
 
 import math
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -28,6 +27,29 @@ def bernoulli_nll(x, logits):
     """-log Bernoulli(x | sigmoid(logits)) per example, x in [0, 1]."""
     per = ops.softplus(logits) - x * logits
     return ops.sum(ops.reshape(per, (ops.shape(x)[0], -1)), axis=-1)
+
+
+def check_real_batch(x, data_shape, data_range):
+    """Raise a ValueError naming the problem if `x` is not a batch of real data."""
+    x = np.asarray(x)
+    if tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(
+            f"Expected data of shape (batch, {', '.join(map(str, data_shape))}); "
+            f"got {x.shape}."
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = " (raw uint8 pixels? zoo.data scales them)" if x.dtype == np.uint8 else ""
+        raise ValueError(f"Expected floating-point data; got dtype {x.dtype}{hint}.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("The data holds NaN or infinite values.")
+    if data_range is not None and x.size:
+        lo, hi = data_range
+        tol = 1e-3 * (hi - lo)
+        if x.min() < lo - tol or x.max() > hi + tol:
+            raise ValueError(
+                f"Data values span [{x.min():.3g}, {x.max():.3g}], outside the model's "
+                f"data_range [{lo:g}, {hi:g}]; scale them (zoo.data does)."
+            )
 
 
 def images_to_model(images, data_shape, data_range):
@@ -95,5 +117,5 @@ def seeded_normal(n, dim, seed):
 
 __all__ = [
     "reparameterize", "gaussian_kl", "gaussian_nll", "bernoulli_nll",
-    "images_to_model", "model_to_unit", "in_batches", "slerp", "seeded_normal",
+    "check_real_batch", "images_to_model", "model_to_unit", "in_batches", "slerp", "seeded_normal",
 ]

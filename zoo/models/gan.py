@@ -21,6 +21,7 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
+from zoo.models.common import check_real_batch, in_batches, model_to_unit
 
 GENERATOR_LOSSES = ("minimax", "non_saturating")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
@@ -272,15 +273,10 @@ class GAN(AdversarialModel):
 
     def decode_latents(self, z, labels=None, output="float", batch_size=256):
         """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8)."""
-        outs = []
-        for s in range(0, len(z), batch_size):
-            zb = z[s : s + batch_size]
-            yb = None if labels is None else labels[s : s + batch_size]
-            outs.append(ops.convert_to_numpy(self._g(zb, yb, training=False)))
-        x = np.concatenate(outs, axis=0) if outs else np.zeros((0, *self.data_shape), "float32")
+        arrays = [z] if labels is None else [z, labels]
+        x = in_batches(lambda zb, yb=None: self._g(zb, yb, training=False), arrays, batch_size)
         if self.data_range is not None:
-            lo, hi = self.data_range
-            x = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+            x = model_to_unit(x, self.data_range)
         if output == "uint8":
             return np.round(x * 255.0).astype("uint8")
         return x.astype("float32")
@@ -367,26 +363,3 @@ def _check_int_labels(labels, num_classes):
             f"Class labels must be in [0, {num_classes}); got range "
             f"[{labels.min()}, {labels.max()}]."
         )
-
-
-def check_real_batch(x, data_shape, data_range):
-    """Raise a ValueError naming the problem if `x` is not a batch of real data."""
-    x = np.asarray(x)
-    if tuple(x.shape[1:]) != tuple(data_shape):
-        raise ValueError(
-            f"Expected data of shape (batch, {', '.join(map(str, data_shape))}); "
-            f"got {x.shape}."
-        )
-    if not np.issubdtype(x.dtype, np.floating):
-        hint = " (raw uint8 pixels? zoo.data scales them)" if x.dtype == np.uint8 else ""
-        raise ValueError(f"Expected floating-point data; got dtype {x.dtype}{hint}.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("The data holds NaN or infinite values.")
-    if data_range is not None and x.size:
-        lo, hi = data_range
-        tol = 1e-3 * (hi - lo)
-        if x.min() < lo - tol or x.max() > hi + tol:
-            raise ValueError(
-                f"Data values span [{x.min():.3g}, {x.max():.3g}], outside the model's "
-                f"data_range [{lo:g}, {hi:g}]; scale them (zoo.data does)."
-            )

@@ -17,10 +17,9 @@ from keras import ops
 from zoo.core import AdversarialModel
 from zoo.models import blocks
 from zoo.models.common import (
-    bernoulli_nll, gaussian_kl, gaussian_nll, images_to_model, in_batches,
+    bernoulli_nll, check_real_batch, gaussian_kl, gaussian_nll, images_to_model, in_batches,
     model_to_unit, reparameterize, seeded_normal, slerp,
 )
-from zoo.models.gan import check_real_batch
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 

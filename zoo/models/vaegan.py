@@ -25,8 +25,8 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
-from zoo.models.common import gaussian_kl, reparameterize
-from zoo.models.gan import check_real_batch, log_d, log_one_minus_d
+from zoo.models.common import check_real_batch, gaussian_kl, reparameterize
+from zoo.models.gan import log_d, log_one_minus_d
 from zoo.models.vae import LatentImageModel
 
 GENERATOR_LOSSES = ("minimax", "non_saturating")
