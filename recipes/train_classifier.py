@@ -31,6 +31,7 @@ def main(argv=None):
     p.add_argument("--data", required=True)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--width", type=int, default=32, help="filters of the first conv pair")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -40,8 +41,7 @@ def main(argv=None):
         xt, yt, _ = zdata.load_arrays(args.data, "test")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
-    width = 32 if args.dataset == "mnist" else 64
-    model = blocks.domain_classifier(SHAPES[args.dataset], 10, width=width,
+    model = blocks.domain_classifier(SHAPES[args.dataset], 10, width=args.width,
                                      feature_dim=128 if args.dataset == "mnist" else 256,
                                      name=f"classifier_{args.dataset}")
     steps = args.epochs * (len(x) // args.batch_size)

@@ -29,7 +29,7 @@ class FeatureExtractor:
         self.classifier = classifier
         self.value_range = tuple(value_range)
         self.image_shape = tuple(classifier.inputs[0].shape[1:])
-        self.model = keras.Model(classifier.inputs, classifier.get_layer(layer).output)
+        self.model = keras.Model(classifier.inputs[0], classifier.get_layer(layer).output)
         self.name = name or classifier.name
         self.dim = int(self.model.outputs[0].shape[-1])
 

@@ -1,0 +1,94 @@
+"""keras-tuner hypermodels: searches complete, resume, and refuse bad settings."""
+
+import math
+
+import numpy as np
+import pytest
+
+from zoo.metrics import FeatureExtractor
+from zoo.models import blocks
+from zoo.tuning import FIDCallback, GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
+
+SHAPE = (16, 16, 1)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    # An untrained classifier: its features are enough to exercise the plumbing.
+    return FeatureExtractor(blocks.domain_classifier(SHAPE, 10, width=4, feature_dim=8))
+
+
+def real(n=64, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, *SHAPE), dtype=np.uint8)
+
+
+def scaled(x):
+    return x.astype("float32") / 127.5 - 1.0
+
+
+def hypermodels(extractor):
+    small = dict(latent_dims=(4,))
+    return {
+        "gan": GANHyperModel(SHAPE, width=4, d_steps=(1,), val_images=real(32, 1), extractor=extractor,
+                             fid_samples=32, **small),
+        "vaegan": VAEGANHyperModel(SHAPE, width=0.0625, val_images=real(32, 1), extractor=extractor,
+                                   fid_samples=32, **small),
+        "vae": VAEHyperModel(SHAPE, width=0.0625, **small),
+    }
+
+
+@pytest.mark.parametrize("name", ["gan", "vaegan", "vae"])
+def test_two_trial_random_search_reports_a_finite_best(name, extractor, tmp_path):
+    hm = hypermodels(extractor)[name]
+    tuner = make_tuner(hm, "random", max_trials=2, directory=tmp_path, project_name=name)
+    x = scaled(real(32))
+    kwargs = dict(epochs=1, batch_size=16, verbose=0)
+    if name == "vae":
+        kwargs["validation_data"] = (scaled(real(16, 2)),)
+    tuner.search(x, **kwargs)
+    trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2
+    best = trials[0].score
+    assert best is not None and math.isfinite(best)
+    assert best <= trials[1].score  # the objective is minimised
+
+
+def test_interrupted_search_resumes_without_redoing_trials(extractor, tmp_path):
+    hm = hypermodels(extractor)["gan"]
+    fitted = []  # one fit per trial run (the tuner also builds once to learn the space)
+    original_fit = hm.fit
+    hm.fit = lambda hp, model, *a, **k: fitted.append(1) or original_fit(hp, model, *a, **k)
+    x = scaled(real(32))
+    make_tuner(hm, max_trials=1, directory=tmp_path, project_name="p").search(x, epochs=1, batch_size=16, verbose=0)
+    assert len(fitted) == 1
+    # A new process would build a new tuner on the same directory.
+    resumed = make_tuner(hm, max_trials=2, directory=tmp_path, project_name="p")
+    resumed.search(x, epochs=1, batch_size=16, verbose=0)
+    assert len(fitted) == 2  # only the second trial ran
+    assert len(resumed.oracle.trials) == 2
+
+
+def test_fid_callback_puts_the_objective_in_the_logs(extractor):
+    hm = hypermodels(extractor)["gan"]
+    import keras_tuner as kt
+
+    model = hm.build(kt.HyperParameters())
+    hist = hm.fit(kt.HyperParameters(), model, scaled(real(32)), epochs=2, batch_size=16, verbose=0)
+    assert len(hist.history["val_fid"]) == 2 and all(v >= 0 for v in hist.history["val_fid"])
+
+
+def test_bad_search_space_and_objective_are_named(extractor):
+    with pytest.raises(ValueError, match=r"learning_rates must satisfy 0 < min <= max"):
+        GANHyperModel(SHAPE, learning_rates=(0.0, 1e-3))
+    with pytest.raises(ValueError, match="d_steps values must be int >= 1"):
+        GANHyperModel(SHAPE, d_steps=(0, 1))
+    with pytest.raises(ValueError, match="generator_losses"):
+        GANHyperModel(SHAPE, generator_losses=("hinge",))
+    with pytest.raises(ValueError, match="Pass both val_images and extractor"):
+        GANHyperModel(SHAPE, val_images=real(8))
+    with pytest.raises(ValueError, match=r"Objective 'val_accuracy' is not in GANHyperModel's fit logs"):
+        make_tuner(hypermodels(extractor)["gan"], objective="val_accuracy", directory="/tmp/unused")
+    with pytest.raises(ValueError, match="tuner must be one of"):
+        make_tuner(hypermodels(extractor)["vae"], tuner="grid")
+    with pytest.raises(ValueError, match="at least 2 held-out"):
+        FIDCallback(real(1), extractor)

@@ -1,0 +1,206 @@
+"""keras-tuner hypermodels for the zoo's models.
+
+Each hypermodel searches what matters for its model (each player's learning
+rate and Adam beta_1, k, latent size, VAE-GAN's gamma) and names an objective
+that the tuner reads from the `fit` logs:
+
+- generators (GAN, VAE-GAN): "val_fid", domain FID of generated samples against
+  held-out real images, added to the logs at each epoch end by `FIDCallback`;
+- the VAE: "val_loss", the negative ELBO on the validation data.
+
+    tuner = keras_tuner.RandomSearch(GANHyperModel((28, 28, 1), val_images=x_val,
+                                                   extractor=FeatureExtractor.load("mnist")),
+                                     max_trials=10, directory="tuning", project_name="dcgan")
+    tuner.search(train_ds, epochs=3)
+
+`python -m recipes.tune` is the command line.
+"""
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from zoo.metrics.fid import frechet_distance, statistics
+from zoo.models import GAN, VAE, VAEGAN
+
+
+class FIDCallback(keras.callbacks.Callback):
+    """Adds logs[name]: domain FID of `n_samples` generated images (seeded)
+    against `real_images`, every `every` epochs (the last value is repeated in
+    between, so every epoch's logs carry it)."""
+
+    def __init__(self, real_images, extractor, n_samples=1000, seed=0, every=1, name="val_fid"):
+        super().__init__()
+        if len(real_images) < 2:
+            raise ValueError("FIDCallback needs at least 2 held-out real images.")
+        self.extractor, self.n_samples, self.seed = extractor, int(n_samples), seed
+        self.every, self.name = int(every), name
+        self.real_stats = statistics(extractor(real_images))
+        self.last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if self.last is None or (epoch + 1) % self.every == 0:
+            kwargs = {}
+            if getattr(self.model, "num_classes", None):
+                rng = np.random.default_rng(self.seed)
+                kwargs["labels"] = rng.integers(self.model.num_classes, size=self.n_samples)
+            samples = self.model.generate(self.n_samples, seed=self.seed, **kwargs)
+            self.last = frechet_distance(*statistics(self.extractor(samples)), *self.real_stats)
+        logs[self.name] = self.last
+
+
+def _check_range(name, bounds):
+    lo, hi = (float(v) for v in bounds)
+    if not (0 < lo <= hi):
+        raise ValueError(f"{name} must satisfy 0 < min <= max; got {bounds}.")
+    return lo, hi
+
+
+def _check_choices(name, values, kind=int, low=None, high=None):
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} needs at least one value.")
+    for v in values:
+        if not isinstance(v, kind) or (low is not None and v < low) or (high is not None and v > high):
+            bound = "" if low is None else f" >= {low}" + ("" if high is None else f" and <= {high}")
+            raise ValueError(f"{name} values must be {kind.__name__}{bound}; got {v!r}.")
+    return values
+
+
+class _ZooHyperModel(kt.HyperModel):
+    #: the objective's name in the fit logs, and its direction
+    objective_name, direction = "val_fid", "min"
+    #: names the model's fit logs carry (without "val_"), for checking an objective
+    log_names = ()
+
+    @property
+    def objective(self):
+        return kt.Objective(self.objective_name, self.direction)
+
+    def check_objective(self, name):
+        """Raise a ValueError if `name` cannot appear in this model's fit logs."""
+        known = set(self.log_names) | {f"val_{n}" for n in self.log_names} | {"val_fid"}
+        if name not in known:
+            raise ValueError(
+                f"Objective {name!r} is not in {type(self).__name__}'s fit logs; "
+                f"choose one of {sorted(known)}."
+            )
+
+    def _adam(self, hp, player):
+        lr = hp.Float(f"{player}_learning_rate", *self.learning_rates, sampling="log")
+        beta_1 = hp.Choice(f"{player}_beta_1", self.beta_1s)
+        return keras.optimizers.Adam(lr, beta_1=beta_1)
+
+
+class _WithFID(_ZooHyperModel):
+    def __init__(self, val_images=None, extractor=None, fid_samples=1000, **kwargs):
+        super().__init__(**kwargs)
+        if (val_images is None) != (extractor is None):
+            raise ValueError("Pass both val_images and extractor for the val_fid objective.")
+        self.val_images, self.extractor, self.fid_samples = val_images, extractor, fid_samples
+
+    def fit(self, hp, model, *args, **kwargs):
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if self.extractor is not None:
+            # First, so that the tuner's own callbacks see val_fid in the logs.
+            callbacks.insert(0, FIDCallback(self.val_images, self.extractor, self.fid_samples))
+        return model.fit(*args, callbacks=callbacks, **kwargs)
+
+
+class GANHyperModel(_WithFID):
+    """DCGAN (or the paper's MLP GAN): per-player Adam, k, latent size, G's loss."""
+
+    log_names = ("loss", "d_loss", "g_loss", "D_x", "D_G_z")
+
+    def __init__(self, image_shape, num_classes=None, architecture="dcgan", width=64,
+                 learning_rates=(1e-5, 1e-3), beta_1s=(0.0, 0.5, 0.9), d_steps=(1, 2),
+                 latent_dims=(64, 100, 128), generator_losses=("non_saturating",), **kwargs):
+        super().__init__(**kwargs)
+        if architecture not in ("dcgan", "paper_mlp"):
+            raise ValueError(f'architecture must be "dcgan" or "paper_mlp"; got {architecture!r}.')
+        self.image_shape, self.num_classes, self.architecture = tuple(image_shape), num_classes, architecture
+        self.width = width
+        self.learning_rates = _check_range("learning_rates", learning_rates)
+        self.beta_1s = _check_choices("beta_1s", beta_1s, float, 0.0, 0.999)
+        self.d_steps = _check_choices("d_steps", d_steps, int, 1)
+        self.latent_dims = _check_choices("latent_dims", latent_dims, int, 1)
+        self.generator_losses = list(generator_losses)
+        for g in self.generator_losses:
+            if g not in ("minimax", "non_saturating"):
+                raise ValueError(f"generator_losses values must be minimax or non_saturating; got {g!r}.")
+
+    def build(self, hp):
+        kwargs = dict(latent_dim=hp.Choice("latent_dim", self.latent_dims), num_classes=self.num_classes,
+                      d_steps=hp.Choice("d_steps", self.d_steps),
+                      generator_loss=hp.Choice("generator_loss", self.generator_losses), seed=0)
+        if self.architecture == "dcgan":
+            model = GAN.dcgan(self.image_shape, width=self.width, **kwargs)
+        else:
+            model = GAN.paper_mlp(self.image_shape, **kwargs)
+        model.compile(d_optimizer=self._adam(hp, "d"), g_optimizer=self._adam(hp, "g"))
+        return model
+
+
+class VAEGANHyperModel(_WithFID):
+    """VAE-GAN: per-player Adam, latent size, gamma."""
+
+    log_names = ("loss", "enc_loss", "dec_loss", "dis_loss", "prior", "llike", "gan", "D_x", "D_G_z")
+
+    def __init__(self, image_shape, width=0.25, learning_rates=(3e-5, 1e-3), beta_1s=(0.5, 0.9),
+                 latent_dims=(32, 64, 128), gammas=(1e-4, 1e-1), **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape, self.width = tuple(image_shape), width
+        self.learning_rates = _check_range("learning_rates", learning_rates)
+        self.beta_1s = _check_choices("beta_1s", beta_1s, float, 0.0, 0.999)
+        self.latent_dims = _check_choices("latent_dims", latent_dims, int, 1)
+        self.gammas = _check_range("gammas", gammas)
+
+    def build(self, hp):
+        model = VAEGAN.larsen(self.image_shape, latent_dim=hp.Choice("latent_dim", self.latent_dims),
+                              width=self.width, gamma=hp.Float("gamma", *self.gammas, sampling="log"), seed=0)
+        model.compile(enc_optimizer=self._adam(hp, "enc"), dec_optimizer=self._adam(hp, "dec"),
+                      dis_optimizer=self._adam(hp, "dis"))
+        return model
+
+
+class VAEHyperModel(_ZooHyperModel):
+    """The Gaussian VAE: Adam, latent size, pixel sigma; objective: validation -ELBO."""
+
+    objective_name = "val_loss"
+    log_names = ("loss", "reconstruction", "kl")
+
+    def __init__(self, image_shape, width=0.25, learning_rates=(1e-4, 3e-3), beta_1s=(0.5, 0.9),
+                 latent_dims=(16, 32, 64), pixel_sigmas=(0.05, 0.3), **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape, self.width = tuple(image_shape), width
+        self.learning_rates = _check_range("learning_rates", learning_rates)
+        self.beta_1s = _check_choices("beta_1s", beta_1s, float, 0.0, 0.999)
+        self.latent_dims = _check_choices("latent_dims", latent_dims, int, 1)
+        self.pixel_sigmas = _check_range("pixel_sigmas", pixel_sigmas)
+
+    def build(self, hp):
+        model = VAE.larsen(self.image_shape, latent_dim=hp.Choice("latent_dim", self.latent_dims),
+                           width=self.width, pixel_sigma=hp.Float("pixel_sigma", *self.pixel_sigmas, sampling="log"),
+                           seed=0)
+        model.compile(optimizer=self._adam(hp, "vae"))
+        return model
+
+
+TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
+
+
+def make_tuner(hypermodel, tuner="random", max_trials=10, directory="tuning", project_name="zoo",
+               objective=None, seed=0, max_epochs=None):
+    """A keras-tuner tuner for `hypermodel`; reopening the same directory and
+    project resumes the search (finished trials are not run again)."""
+    if tuner not in TUNERS:
+        raise ValueError(f"tuner must be one of {sorted(TUNERS)}; got {tuner!r}.")
+    objective = objective or hypermodel.objective_name
+    hypermodel.check_objective(objective)
+    obj = kt.Objective(objective, "max" if objective.endswith(("accuracy", "map")) else "min")
+    kwargs = dict(objective=obj, directory=directory, project_name=project_name, overwrite=False, seed=seed)
+    if tuner == "hyperband":
+        return kt.Hyperband(hypermodel, max_epochs=max_epochs or 3, **kwargs)
+    return TUNERS[tuner](hypermodel, max_trials=max_trials, **kwargs)
