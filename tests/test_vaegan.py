@@ -47,8 +47,8 @@ def norm(gs):
 def case():
     """A tiny VAE-GAN and one fixed draw of x, eps, z_p (so every loss sees the same state)."""
     m = tiny_vaegan(gamma=0.3, generator_loss="minimax")
-    x = batch()
-    eps, z_p = noise(6, 4, 1), noise(6, 4, 2)
+    x = ops.convert_to_tensor(batch())
+    eps, z_p = ops.convert_to_tensor(noise(6, 4, 1)), ops.convert_to_tensor(noise(6, 4, 2))
     # Evaluate everything in inference mode, so that batch norm uses fixed
     # statistics and repeated forward passes agree exactly.
     mu, log_var = m.encoder(x, training=False)
