@@ -3,6 +3,6 @@
 __version__ = "0.1.0"
 
 from zoo import data, metrics  # noqa: E402
-from zoo.models import GAN, VAE, VAEGAN  # noqa: E402
+from zoo.models import AVB, GAN, VAE, VAEGAN  # noqa: E402
 
-__all__ = ["GAN", "VAE", "VAEGAN", "data", "metrics"]
+__all__ = ["AVB", "GAN", "VAE", "VAEGAN", "data", "metrics"]

@@ -1,8 +1,9 @@
 """One module per paper, with shared building blocks in `blocks`."""
 
 from zoo.models import blocks
+from zoo.models.avb import AVB
 from zoo.models.gan import GAN
 from zoo.models.vae import VAE
 from zoo.models.vaegan import VAEGAN
 
-__all__ = ["GAN", "VAE", "VAEGAN", "blocks"]
+__all__ = ["AVB", "GAN", "VAE", "VAEGAN", "blocks"]

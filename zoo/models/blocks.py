@@ -285,3 +285,98 @@ def domain_classifier(image_shape, num_classes=10, width=32, feature_dim=128, na
     features = layers.Dense(feature_dim, activation="relu", name="features")(h)
     logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
     return keras.Model(x, logits, name=name)
+
+
+# ---------------------------------------------------------------------------
+# Mescheder et al. 2017 (AVB): a black-box encoder and the adversary T(x, z)
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="zoo")
+class HalfSquaredNorm(layers.Layer):
+    """1/2 ||z||^2 per example: the log-density of N(0, I) up to sign and constant."""
+
+    def call(self, z):
+        return 0.5 * ops.sum(ops.square(z), axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
+
+
+def _data_features(x, hidden, name):
+    """Features of x: a stride-2 conv stack for images, an MLP for vectors."""
+    h = x
+    if len(x.shape) == 4:
+        _, _, n = upsampling_plan(tuple(x.shape[1:]))
+        for i in range(n):
+            h = layers.Conv2D(32 * 2**i, 4, strides=2, padding="same", activation="relu",
+                              name=f"{name}_conv{i}")(h)
+        h = layers.Flatten()(h)
+    for i, u in enumerate(hidden):
+        h = layers.Dense(u, activation="relu", name=f"{name}_dense{i}")(h)
+    return h
+
+
+def avb_encoder(data_shape, latent_dim=32, noise_dim=None, hidden=(256, 256), name="encoder"):
+    """The black-box encoder z = z_phi(x, eps): features of x concatenated with the
+    noise eps ~ N(0, I), through an MLP. No density is needed, none is given."""
+    noise_dim = noise_dim or latent_dim
+    x = keras.Input(tuple(data_shape), name="x")
+    eps = keras.Input((noise_dim,), name="eps")
+    h = _data_features(x, hidden[:1], "x")
+    h = layers.Concatenate()([h, eps])
+    for u in hidden[1:]:
+        h = layers.Dense(u, activation="relu")(h)
+    z = layers.Dense(latent_dim, name="z")(h)
+    return keras.Model([x, eps], z, name=name)
+
+
+def avb_decoder(data_shape, latent_dim=32, hidden=(256, 256), output="logits", name="decoder"):
+    """z -> p(x|z): Bernoulli logits (or tanh means); transposed convs for images."""
+    data_shape = tuple(data_shape)
+    z = keras.Input((latent_dim,), name="z")
+    h = z
+    for u in hidden:
+        h = layers.Dense(u, activation="relu")(h)
+    if len(data_shape) == 3:
+        h0, w0, n = upsampling_plan(data_shape)
+        h = layers.Dense(h0 * w0 * 32 * 2 ** (n - 1), activation="relu")(h)
+        h = layers.Reshape((h0, w0, 32 * 2 ** (n - 1)))(h)
+        for i in range(n - 1):
+            h = layers.Conv2DTranspose(32 * 2 ** (n - 2 - i), 4, strides=2, padding="same", activation="relu")(h)
+        h = layers.Conv2DTranspose(data_shape[-1], 4, strides=2, padding="same")(h)
+    else:
+        h = layers.Dense(int(np_prod(data_shape)))(h)
+        h = layers.Reshape(data_shape)(h)
+    if output == "tanh":
+        h = layers.Activation("tanh")(h)
+    elif output != "logits":
+        raise ValueError(f'output must be "logits" or "tanh"; got {output!r}.')
+    return keras.Model(z, h, name=name)
+
+
+def avb_adversary(data_shape, latent_dim=32, hidden=(256, 256), inner_dim=64, name="adversary"):
+    """The authors' adversary T(x, z) = theta(x) . s(z) + T_x(x) + T_z(z) + 1/2 ||z||^2.
+
+    The 1/2 ||z||^2 term is -log p(z) up to a constant, so the networks only
+    learn log q(z|x) plus the rest of the quadratic."""
+    x = keras.Input(tuple(data_shape), name="x")
+    z = keras.Input((latent_dim,), name="z")
+    hx = _data_features(x, hidden, "theta")
+    hz = z
+    for i, u in enumerate(hidden):
+        hz = layers.Dense(u, activation="relu", name=f"s_dense{i}")(hz)
+    theta = layers.Dense(inner_dim, name="theta")(hx)
+    s = layers.Dense(inner_dim, name="s")(hz)
+    t = layers.Add(name="T")([
+        layers.Dot(axes=1)([theta, s]),
+        layers.Dense(1, name="T_x")(hx),
+        layers.Dense(1, name="T_z")(hz),
+        HalfSquaredNorm()(z),
+    ])
+    return keras.Model([x, z], t, name=name)
+
+
+def np_prod(shape):
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out

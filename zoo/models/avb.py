@@ -1,0 +1,239 @@
+"""Adversarial Variational Bayes: Mescheder, Nowozin, Geiger, ICML 2017.
+
+A VAE whose encoder is a black box, z = z_phi(x, eps) with eps ~ N(0, I), so
+q_phi(z|x) has no closed-form density. Its KL term is estimated by an adversary
+T(x, z), trained by logistic regression to tell (x, z ~ q(z|x)) from (x, z ~ p(z)):
+
+    max_T  E_pD(x) E_q(z|x)[log sigma(T(x, z))] + E_pD(x) E_p(z)[log(1 - sigma(T(x, z)))]
+
+whose optimum is T*(x, z) = log q(z|x) - log p(z). The encoder and decoder then
+maximise
+
+    E_pD(x) E_eps[-T*(x, z_phi(x, eps)) + log p_theta(x | z_phi(x, eps))]
+
+with T held fixed (the expected gradient of T* w.r.t. phi is zero).
+
+Adaptive contrast (`adaptive_contrast=True`): compare q with r_alpha(z|x), a
+Gaussian with the sample mean and variance of q(z|x) (gradient stopped in the
+normalisation), instead of p(z). Then KL(q || p) = KL(q || r) + E_q[log r - log p];
+T learns log q - log r on z_bar = (z - mu) / sigma against z_bar ~ N(0, I), and
+the second term is the closed form KL(r || p) (E_q of a quadratic in z equals E_r).
+
+Players: "T" (the adversary) and "vae" (encoder and decoder):
+`compile(T_optimizer=..., vae_optimizer=...)`; the authors use Adam with beta_1 = 0.5.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo.core import AdversarialModel
+from zoo.models import blocks
+from zoo.models.common import (
+    bernoulli_nll, check_real_batch, gaussian_kl, gaussian_nll, images_to_model, in_batches,
+    model_to_unit, seeded_normal,
+)
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def adversary_cost(t_q, t_p):
+    """The adversary's logistic loss: -E log sigma(T(x, z_q)) - E log(1 - sigma(T(x, z_p)))."""
+    return ops.mean(ops.softplus(-t_q)) + ops.mean(ops.softplus(t_p))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class AVB(AdversarialModel):
+    """AVB with players "T" and "vae".
+
+    Args:
+        encoder: [x, eps] -> z.
+        decoder: z -> Bernoulli logits (data in [0, 1]) or Gaussian means.
+        adversary: [x, z] -> T(x, z), shape (batch, 1).
+        likelihood: "bernoulli" or "gaussian" (with `pixel_sigma`).
+        adaptive_contrast: compare q with the Gaussian r_alpha(z|x) instead of p(z).
+        contrast_samples: samples of q(z|x) per x for r_alpha's mean and variance
+            (and for the Monte Carlo terms of the loss).
+        t_steps: adversary steps per (theta, phi) step.
+    Logs: "loss" (the estimated negative ELBO), "reconstruction", "kl" (E_q[T],
+    plus KL(r || p) with adaptive contrast) and "t_loss".
+    """
+
+    players = {"T": ("adversary",), "vae": ("encoder", "decoder")}
+
+    def __init__(self, encoder, decoder, adversary, likelihood="bernoulli", pixel_sigma=0.1,
+                 adaptive_contrast=False, contrast_samples=8, t_steps=1,
+                 data_range=(0.0, 1.0), seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}.")
+        if int(t_steps) != t_steps or t_steps < 1:
+            raise ValueError(f"t_steps must be a positive integer; got {t_steps!r}.")
+        if adaptive_contrast and contrast_samples < 2:
+            raise ValueError("adaptive_contrast needs contrast_samples >= 2 to estimate a variance.")
+        self.encoder, self.decoder, self.adversary = encoder, decoder, adversary
+        self.likelihood, self.pixel_sigma = likelihood, float(pixel_sigma)
+        self.adaptive_contrast, self.contrast_samples = bool(adaptive_contrast), int(contrast_samples)
+        self.t_steps = int(t_steps)
+        self.data_range = None if data_range is None else tuple(float(v) for v in data_range)
+        self.seed = seed
+        self.data_shape = tuple(encoder.inputs[0].shape[1:])
+        self.noise_dim = int(encoder.inputs[1].shape[-1])
+        self.latent_dim = int(decoder.inputs[0].shape[-1])
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "reconstruction", "kl", "t_loss")}
+        self.built = True
+
+    @classmethod
+    def build_default(cls, data_shape, latent_dim=32, noise_dim=None, hidden=(256, 256), **kwargs):
+        """The zoo's AVB nets (conv stacks for images, MLPs for vectors) with the
+        authors' form of T."""
+        output = "logits" if kwargs.get("likelihood", "bernoulli") == "bernoulli" else "tanh"
+        return cls(blocks.avb_encoder(data_shape, latent_dim, noise_dim, hidden),
+                   blocks.avb_decoder(data_shape, latent_dim, hidden, output=output),
+                   blocks.avb_adversary(data_shape, latent_dim, hidden), **kwargs)
+
+    # -- sampling q(z|x) -------------------------------------------------------------
+    def _repeat(self, x, k):
+        """Each example k times, consecutively: (n * k, ...)."""
+        return ops.reshape(ops.repeat(ops.expand_dims(x, 1), k, axis=1), (-1, *self.data_shape))
+
+    def posterior_samples(self, x, k, training=True):
+        """(x repeated k times, z ~ q(z|x) of shape (n * k, latent))."""
+        xk = self._repeat(x, k) if k > 1 else x
+        eps = keras.random.normal((ops.shape(xk)[0], self.noise_dim), seed=self.seed_generator)
+        return xk, self.encoder([xk, eps], training=training)
+
+    def contrast(self, z, k):
+        """Adaptive contrast: (z_bar, mu, var) with the moments of each x's k samples.
+
+        z_bar uses the moments with their gradient stopped; mu and var keep it,
+        for the closed-form KL(r || p)."""
+        zk = ops.reshape(z, (-1, k, self.latent_dim))
+        mu = ops.mean(zk, axis=1, keepdims=True)
+        var = ops.mean(ops.square(zk - mu), axis=1, keepdims=True) + 1e-6
+        z_bar = (zk - ops.stop_gradient(mu)) / ops.sqrt(ops.stop_gradient(var))
+        return ops.reshape(z_bar, (-1, self.latent_dim)), mu[:, 0], var[:, 0]
+
+    def _k(self):
+        return self.contrast_samples if self.adaptive_contrast else 1
+
+    # -- the two players' losses ------------------------------------------------------
+    def adversary_loss(self, x, training=True):
+        """Logistic regression of T: (x, z ~ q) against (x, z ~ p), or with adaptive
+        contrast (x, z_bar ~ q_bar) against (x, z_bar ~ N(0, I))."""
+        k = self._k()
+        xk, z = self.posterior_samples(x, k, training=training)
+        z = ops.stop_gradient(z)
+        if self.adaptive_contrast:
+            z = ops.stop_gradient(self.contrast(z, k)[0])
+        z_p = keras.random.normal(ops.shape(z), seed=self.seed_generator)
+        t_q = self.adversary([xk, z], training=training)
+        t_p = self.adversary([xk, z_p], training=training)
+        return adversary_cost(t_q, t_p), ()
+
+    def vae_loss(self, x, training=True):
+        """The estimated negative ELBO: E_q[-log p(x|z)] + E_q[T(x, z)] (+ KL(r || p))."""
+        k = self._k()
+        xk, z = self.posterior_samples(x, k, training=training)
+        rec = ops.mean(self.reconstruction_nll(xk, self.decoder(z, training=training)))
+        if self.adaptive_contrast:
+            z_bar, mu, var = self.contrast(z, k)
+            kl = ops.mean(self.adversary([xk, z_bar], training=training)) + ops.mean(
+                gaussian_kl(mu, ops.log(var)))
+        else:
+            kl = ops.mean(self.adversary([xk, z], training=training))
+        return rec + kl, (rec, kl)
+
+    def reconstruction_nll(self, x, decoded):
+        if self.likelihood == "bernoulli":
+            return bernoulli_nll(x, decoded)
+        return gaussian_nll(x, decoded, self.pixel_sigma)
+
+    # -- one training step -----------------------------------------------------------
+    def train_step(self, data):
+        x = self._unpack(data)
+        for _ in range(self.t_steps):
+            t_loss, _ = self.update("T", lambda: self.adversary_loss(x))
+        loss, (rec, kl) = self.update("vae", lambda: self.vae_loss(x))
+        return self._track(loss=loss, reconstruction=rec, kl=kl, t_loss=t_loss)
+
+    def test_step(self, data):
+        x = self._unpack(data)
+        t_loss, _ = self.adversary_loss(x, training=False)
+        loss, (rec, kl) = self.vae_loss(x, training=False)
+        return self._track(loss=loss, reconstruction=rec, kl=kl, t_loss=t_loss)
+
+    def _track(self, **values):
+        for name, v in values.items():
+            self.trackers[name].update_state(v)
+        return self.logs()
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is not None:
+            raise ValueError("AVB takes data only; labels were given.")
+        return x
+
+    def check_batch(self, x, y):
+        check_real_batch(x, self.data_shape, self.data_range)
+        if y is not None:
+            raise ValueError("AVB takes data only; labels were given.")
+
+    # -- API ---------------------------------------------------------------------------
+    def _mean(self, decoded):
+        return ops.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
+
+    def call(self, inputs, training=False):
+        """[x, eps] -> the decoder's mean at z = z_phi(x, eps)."""
+        return self._mean(self.decoder(self.encoder(inputs, training=training), training=training))
+
+    def _to_model(self, images):
+        if self.data_range is None or len(self.data_shape) != 3:
+            return np.asarray(images, "float32")
+        return images_to_model(images, self.data_shape, self.data_range)
+
+    def _to_user(self, x):
+        if self.data_range is None or len(self.data_shape) != 3:
+            return ops.convert_to_numpy(x)
+        return model_to_unit(x, self.data_range)
+
+    def encode(self, x, n_samples=1, seed=None, batch_size=256):
+        """Samples z ~ q(z|x), shape (n, n_samples, latent); the noise is seeded (NumPy)."""
+        x = self._to_model(x)
+        xr = np.repeat(x, n_samples, axis=0)
+        eps = seeded_normal(len(xr), self.noise_dim, seed)
+        z = in_batches(lambda a, b: self.encoder([a, b], training=False), [xr, eps], batch_size)
+        return z.reshape(len(x), n_samples, self.latent_dim)
+
+    def decode(self, z, batch_size=256):
+        """The decoder's mean for latent codes z, in [0, 1] for images."""
+        z = np.asarray(z, "float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
+        return self._to_user(in_batches(lambda b: self._mean(self.decoder(b, training=False)), [z], batch_size))
+
+    def reconstruct(self, x, seed=None, batch_size=256):
+        """Dec(z) for one z ~ q(z|x) per input."""
+        return self.decode(self.encode(x, 1, seed, batch_size)[:, 0], batch_size)
+
+    def generate(self, n, seed=None, batch_size=256):
+        """n samples of the decoder's mean at z ~ N(0, I)."""
+        return self.decode(seeded_normal(n, self.latent_dim, seed), batch_size)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            **{k: keras.saving.serialize_keras_object(getattr(self, k))
+               for k in ("encoder", "decoder", "adversary")},
+            "likelihood": self.likelihood, "pixel_sigma": self.pixel_sigma,
+            "adaptive_contrast": self.adaptive_contrast, "contrast_samples": self.contrast_samples,
+            "t_steps": self.t_steps, "data_range": self.data_range, "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder", "adversary"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
