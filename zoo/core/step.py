@@ -41,9 +41,6 @@ def _zeros_for_missing(grads, variables):
     ]
 
 
-# ---------------------------------------------------------------------------
-# TensorFlow
-# ---------------------------------------------------------------------------
 def _gated_apply(optimizer, grads, variables, gate):
     """optimizer.apply, kept only where `gate` is true (in-place backends)."""
     if gate is None:
@@ -56,6 +53,9 @@ def _gated_apply(optimizer, grads, variables, gate):
         v.assign(keras.ops.where(gate, v.value, o))
 
 
+# ---------------------------------------------------------------------------
+# TensorFlow
+# ---------------------------------------------------------------------------
 def _tf_player_update(optimizer, variables, loss_fn, gate):
     import tensorflow as tf
 
