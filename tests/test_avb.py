@@ -27,8 +27,11 @@ def fixed_gaussian_encoder(mu, log_sigma):
     return model
 
 
-MU = np.array([[1.0, 0.0], [-1.0, 0.5], [0.0, -1.5], [0.5, 0.5]])
-LOG_SIGMA = np.log(np.array([[0.5, 0.5], [0.3, 0.8], [0.6, 0.4], [1.0, 0.2]]))
+# Posteriors that overlap the prior: logistic regression learns log q/p only
+# where p's samples reach (the weakness that adaptive contrast addresses); with
+# q far out in p's tail (e.g. mean (0, -1.5), sd 0.4) E_q[T] was 0.4 nats off.
+MU = np.array([[0.8, 0.0], [-0.6, 0.4], [0.0, -0.8], [0.4, 0.4]])
+LOG_SIGMA = np.log(np.array([[0.6, 0.6], [0.5, 0.8], [0.7, 0.5], [0.9, 0.4]]))
 
 
 def true_kl():
@@ -54,30 +57,29 @@ def trained_t():
         seed=4,
     )
     model.decoder.trainable = False  # only T learns: the (theta, phi) player has nothing to move
-    model.compile(T_optimizer=keras.optimizers.Adam(1e-3), vae_optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(T_optimizer=keras.optimizers.Adam(2e-3), vae_optimizer=keras.optimizers.Adam(1e-3))
     x = np.tile(ONE_HOT, (1024, 1))
-    model.fit(x, batch_size=256, epochs=300, verbose=0)  # 4,800 steps of T
+    model.fit(x, batch_size=1024, epochs=500, verbose=0)  # 2,000 steps of T, 1,024 pairs each
     return model
 
 
 def test_trained_adversary_estimates_the_kl(trained_t):
     # Tolerances, from runs of this setup: T is a 64x64 MLP fitted by logistic
-    # regression, and the ratio log q/p is learnt least well where p(z) is small,
-    # i.e. in the tail that the KL weighs. Per point, E_q[T] came within 0.2 nats
-    # of KLs of 1.1 to 1.8 nats; averaged over the data (the ELBO's KL term)
-    # within 0.07. The Monte Carlo error of 4,000 draws is ~0.02.
+    # regression; per point, E_q[T] came within 0.14 nats of KLs of 0.62 to 0.74
+    # nats, pointwise errors had median <= 0.15 and 90% quantile <= 0.24 (those
+    # runs: TF, JAX, torch). The Monte Carlo error of 4,000 draws is ~0.02.
     rng = np.random.default_rng(0)
     estimates = []
     for i in range(4):
         z = MU[i] + np.exp(LOG_SIGMA[i]) * rng.standard_normal((4000, 2))
         t = ops.convert_to_numpy(trained_t.adversary([np.tile(ONE_HOT[i], (4000, 1)), z.astype("float32")]))[:, 0]
         estimates.append(t.mean())
-        assert t.mean() == pytest.approx(true_kl()[i], abs=0.3), (i, t.mean(), true_kl()[i])
+        assert t.mean() == pytest.approx(true_kl()[i], abs=0.2), (i, t.mean(), true_kl()[i])
         # Pointwise over the bulk of q (z within 1.5 sigma of the mean in each dim).
         bulk = (np.abs((z - MU[i]) / np.exp(LOG_SIGMA[i])) < 1.5).all(1)
         err = np.abs(t - log_ratio(i, z))[bulk]
-        assert np.median(err) < 0.3 and np.quantile(err, 0.9) < 0.5, (i, np.median(err))
-    assert np.mean(estimates) == pytest.approx(true_kl().mean(), abs=0.12)
+        assert np.median(err) < 0.25 and np.quantile(err, 0.9) < 0.4, (i, np.median(err))
+    assert np.mean(estimates) == pytest.approx(true_kl().mean(), abs=0.1)
 
 
 class TStepOnly(AVB):

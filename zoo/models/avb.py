@@ -173,7 +173,9 @@ class AVB(AdversarialModel):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if y is not None:
             raise ValueError("AVB takes data only; labels were given.")
-        return x
+        # torch's train_on_batch may pass NumPy through; the encoder's [x, eps]
+        # input must not mix arrays and tensors.
+        return ops.convert_to_tensor(x)
 
     def check_batch(self, x, y):
         check_real_batch(x, self.data_shape, self.data_range)
