@@ -67,7 +67,9 @@ def test_trained_adversary_estimates_the_kl(trained_t):
     # Tolerances, from runs of this setup: T is a 64x64 MLP fitted by logistic
     # regression; per point, E_q[T] came within 0.14 nats of KLs of 0.62 to 0.74
     # nats, pointwise errors had median <= 0.15 and 90% quantile <= 0.24 (those
-    # runs: TF, JAX, torch). The Monte Carlo error of 4,000 draws is ~0.02.
+    # runs: TF, JAX, torch); the data average (the ELBO's KL term) came within
+    # 0.13. The Monte Carlo error of 4,000 draws is ~0.02. An untrained T is off
+    # by the whole KL (~0.7 nats).
     rng = np.random.default_rng(0)
     estimates = []
     for i in range(4):
@@ -79,7 +81,7 @@ def test_trained_adversary_estimates_the_kl(trained_t):
         bulk = (np.abs((z - MU[i]) / np.exp(LOG_SIGMA[i])) < 1.5).all(1)
         err = np.abs(t - log_ratio(i, z))[bulk]
         assert np.median(err) < 0.25 and np.quantile(err, 0.9) < 0.4, (i, np.median(err))
-    assert np.mean(estimates) == pytest.approx(true_kl().mean(), abs=0.1)
+    assert np.mean(estimates) == pytest.approx(true_kl().mean(), abs=0.15)
 
 
 class TStepOnly(AVB):
