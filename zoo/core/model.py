@@ -52,6 +52,26 @@ class AdversarialModel(keras.Model):
             variables.extend(getattr(self, attr).trainable_variables)
         return variables
 
+    @classmethod
+    def network_names(cls):
+        """Attribute names of the sub-networks, from the players' declaration."""
+        return list(dict.fromkeys(a for attrs in cls.players.values() for a in attrs))
+
+    def get_config(self):
+        # The sub-networks are part of every zoo model's config; subclasses add
+        # their hyperparameters.
+        return {
+            **super().get_config(),
+            **{n: keras.saving.serialize_keras_object(getattr(self, n)) for n in self.network_names()},
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in cls.network_names():
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
     def default_optimizer(self, player):
         """Optimizer used when compile() is not given one for `player`."""
         return keras.optimizers.Adam(2e-4, beta_1=0.5)

@@ -226,16 +226,8 @@ class AVB(AdversarialModel):
     def get_config(self):
         return {
             **super().get_config(),
-            **{k: keras.saving.serialize_keras_object(getattr(self, k))
-               for k in ("encoder", "decoder", "adversary")},
             "likelihood": self.likelihood, "pixel_sigma": self.pixel_sigma,
             "adaptive_contrast": self.adaptive_contrast, "contrast_samples": self.contrast_samples,
             "t_steps": self.t_steps, "data_range": self.data_range, "seed": self.seed,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder", "adversary"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

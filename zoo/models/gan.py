@@ -330,8 +330,6 @@ class GAN(AdversarialModel):
     def get_config(self):
         return {
             **super().get_config(),
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "generator_loss": self.generator_loss,
             "d_steps": self.d_steps,
             "latent_distribution": self.latent_distribution,
@@ -339,12 +337,6 @@ class GAN(AdversarialModel):
             "seed": self.seed,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 def _every_kth(tensors, i, k):

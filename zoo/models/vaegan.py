@@ -208,16 +208,8 @@ class VAEGAN(LatentImageModel, AdversarialModel):
     def get_config(self):
         return {
             **super().get_config(),
-            **{k: keras.saving.serialize_keras_object(getattr(self, k))
-               for k in ("encoder", "decoder", "discriminator")},
             "gamma": self.gamma, "reconstruction_fake": self.reconstruction_fake,
             "prior_fake": self.prior_fake, "generator_loss": self.generator_loss,
             "equilibrium": self.equilibrium, "data_range": self.data_range, "seed": self.seed,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
