@@ -254,3 +254,42 @@ def stateless_step(fn):
     if BACKEND == "jax":
         return _jax_stateless_step(fn, _state_groups)
     return fn
+
+
+def input_value_and_grad(fn, x):
+    """`(fn(x), d sum(fn(x)) / dx)` for a tensor `x` (not a variable).
+
+    For samplers that follow the gradient of a log density in its argument, such
+    as the HMC transitions of annealed importance sampling. `fn` maps a tensor to
+    a tensor (e.g. one log density per row); the gradient is that of its sum, so
+    rows stay independent. Nothing is trained and no variable changes.
+    """
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+            total = tf.reduce_sum(value)
+        return tf.stop_gradient(value), tape.gradient(total, x)
+    if BACKEND == "torch":
+        import torch
+
+        with torch.enable_grad():
+            x = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
+            value = fn(x)
+            (grad,) = torch.autograd.grad(value.sum(), x)
+        return value.detach(), grad.detach()
+    if BACKEND == "jax":
+        import jax
+
+        def total(x):
+            value = fn(x)
+            return keras.ops.sum(value), value
+
+        (_, value), grad = jax.value_and_grad(total, has_aux=True)(
+            keras.ops.convert_to_tensor(x)
+        )
+        return value, grad
+    raise NotImplementedError(f"Unsupported backend {BACKEND!r}.")
