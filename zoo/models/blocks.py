@@ -380,3 +380,53 @@ def np_prod(shape):
     for d in shape:
         out *= int(d)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Qiu et al. 2017 (DSH-GAN): the pre-training discriminator and the hashing net
+# ---------------------------------------------------------------------------
+def semi_supervised_discriminator(image_shape, num_classes, width=64, name="discriminator"):
+    """x -> [real/synthetic logit, label logits]: the DCGAN conv stack with two
+    heads. The label head has one sigmoid unit per class, so the all-zero vector
+    of an unlabelled image is a valid target."""
+    image_shape = check_image_shape(image_shape)
+    _, _, n = upsampling_plan(image_shape)
+    x = keras.Input(image_shape, name="x")
+    h = x
+    for i in range(n):
+        h = layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
+        h = layers.LeakyReLU(0.2)(h)
+    h = layers.Flatten()(h)
+    adv = layers.Dense(1, name="adversary")(h)
+    labels = layers.Dense(num_classes, name="label_logits")(h)
+    return keras.Model(x, [adv, labels], name=name)
+
+
+def hashing_network(image_shape, code_length, num_classes, width=32, fc=512, dropout=0.3,
+                    name="hasher"):
+    """The shared CNN and its three streams: x -> [h, class logits, adversary logit].
+
+    Pairs of 3x3 convs per resolution (VGG-style) with group normalisation, which
+    normalises per image: real and synthetic images share the batch in training,
+    and a code must not depend on what else is in the batch. The hash stream
+    ends in `code_length` sigmoid units h; the code is 1[h > 0.5].
+    """
+    image_shape = check_image_shape(image_shape)
+    _, _, n = upsampling_plan(image_shape)
+    x = keras.Input(image_shape, name="x")
+    h = x
+    for i in range(n):
+        filters = width * 2**i
+        for _ in range(2):
+            h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
+            h = layers.GroupNormalization(groups=min(8, filters))(h)
+            h = layers.LeakyReLU(0.2)(h)
+        h = layers.MaxPooling2D()(h)
+    h = layers.Flatten()(h)
+    h = layers.Dropout(dropout)(h)
+    shared = layers.Dense(fc, activation="relu", name="representation")(h)
+    shared = layers.Dropout(dropout)(shared)
+    codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
+    classes = layers.Dense(num_classes, name="class_logits")(shared)
+    adversary = layers.Dense(1, name="adversary")(shared)
+    return keras.Model(x, [codes, classes, adversary], name=name)

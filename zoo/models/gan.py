@@ -62,10 +62,70 @@ def value_function(real_logits, fake_logits):
 
 
 # ---------------------------------------------------------------------------
+# Sampling, shared by every model with a generator G(z) or G(z, y)
+# ---------------------------------------------------------------------------
+class GeneratorSampling:
+    """`generate` and `decode_latents` for a model with `generator`, `latent_dim`,
+    `latent_distribution`, `num_classes` (None if unconditional), `data_range`
+    and `_g(z, y, training)`."""
+
+    def generate(self, n, seed=None, labels=None, output="float", batch_size=256):
+        """n samples of G as NumPy: "float" in [0, 1] (images) or "uint8" in [0, 255].
+
+        `seed` fixes the noise (NumPy's generator, so a seed gives the same z on
+        every backend). `labels`: one int for all, n ints, or (n, num_classes)
+        label vectors; required for a conditional model, refused otherwise.
+        """
+        if output not in ("float", "uint8"):
+            raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
+        rng = np.random.default_rng(seed)
+        if self.latent_distribution == "uniform":
+            r = 3.0**0.5
+            z = rng.uniform(-r, r, (n, self.latent_dim)).astype("float32")
+        else:
+            z = rng.standard_normal((n, self.latent_dim)).astype("float32")
+        y = self._check_labels(labels, n)
+        return self.decode_latents(z, y, output=output, batch_size=batch_size)
+
+    def decode_latents(self, z, labels=None, output="float", batch_size=256):
+        """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8)."""
+        arrays = [z] if labels is None else [z, labels]
+        x = in_batches(lambda zb, yb=None: self._g(zb, yb, training=False), arrays, batch_size)
+        if self.data_range is not None:
+            x = model_to_unit(x, self.data_range)
+        if output == "uint8":
+            return np.round(x * 255.0).astype("uint8")
+        return x.astype("float32")
+
+    def _check_labels(self, labels, n):
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(f"labels were given, but this {type(self).__name__} is unconditional.")
+            return None
+        if labels is None:
+            raise ValueError(
+                f"This {type(self).__name__} is conditional on {self.num_classes} classes: pass labels."
+            )
+        labels = np.asarray(labels)
+        if labels.ndim == 0:
+            labels = np.full((n,), int(labels))
+        if labels.ndim == 1:
+            if len(labels) != n:
+                raise ValueError(f"Got {len(labels)} labels for {n} samples.")
+            _check_int_labels(labels, self.num_classes)
+            return np.eye(self.num_classes, dtype="float32")[labels.astype(int)]
+        if labels.shape != (n, self.num_classes):
+            raise ValueError(
+                f"Label vectors must have shape ({n}, {self.num_classes}); got {labels.shape}."
+            )
+        return labels.astype("float32")
+
+
+# ---------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="zoo")
-class GAN(AdversarialModel):
+class GAN(GeneratorSampling, AdversarialModel):
     """A GAN with players "d" (discriminator) and "g" (generator).
 
     Args:
@@ -251,58 +311,6 @@ class GAN(AdversarialModel):
         if len(y.shape) == 1 or (len(y.shape) == 2 and y.shape[-1] == 1 and self.num_classes != 1):
             return ops.one_hot(ops.reshape(ops.cast(y, "int32"), (-1,)), self.num_classes)
         return ops.cast(y, self.compute_dtype)
-
-    # -- sampling ------------------------------------------------------------------
-    def generate(self, n, seed=None, labels=None, output="float", batch_size=256):
-        """n samples of G as NumPy: "float" in [0, 1] (images) or "uint8" in [0, 255].
-
-        `seed` fixes the noise (NumPy's generator, so a seed gives the same z on
-        every backend). `labels`: one int for all, n ints, or (n, num_classes)
-        label vectors; required for a conditional model, refused otherwise.
-        """
-        if output not in ("float", "uint8"):
-            raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
-        rng = np.random.default_rng(seed)
-        if self.latent_distribution == "uniform":
-            r = 3.0**0.5
-            z = rng.uniform(-r, r, (n, self.latent_dim)).astype("float32")
-        else:
-            z = rng.standard_normal((n, self.latent_dim)).astype("float32")
-        y = self._check_labels(labels, n)
-        return self.decode_latents(z, y, output=output, batch_size=batch_size)
-
-    def decode_latents(self, z, labels=None, output="float", batch_size=256):
-        """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8)."""
-        arrays = [z] if labels is None else [z, labels]
-        x = in_batches(lambda zb, yb=None: self._g(zb, yb, training=False), arrays, batch_size)
-        if self.data_range is not None:
-            x = model_to_unit(x, self.data_range)
-        if output == "uint8":
-            return np.round(x * 255.0).astype("uint8")
-        return x.astype("float32")
-
-    def _check_labels(self, labels, n):
-        if self.num_classes is None:
-            if labels is not None:
-                raise ValueError("labels were given, but this GAN is unconditional.")
-            return None
-        if labels is None:
-            raise ValueError(
-                f"This GAN is conditional on {self.num_classes} classes: pass labels."
-            )
-        labels = np.asarray(labels)
-        if labels.ndim == 0:
-            labels = np.full((n,), int(labels))
-        if labels.ndim == 1:
-            if len(labels) != n:
-                raise ValueError(f"Got {len(labels)} labels for {n} samples.")
-            _check_int_labels(labels, self.num_classes)
-            return np.eye(self.num_classes, dtype="float32")[labels.astype(int)]
-        if labels.shape != (n, self.num_classes):
-            raise ValueError(
-                f"Label vectors must have shape ({n}, {self.num_classes}); got {labels.shape}."
-            )
-        return labels.astype("float32")
 
     # -- input checks ----------------------------------------------------------------
     def check_batch(self, x, y):

@@ -1,0 +1,462 @@
+"""Deep Semantic Hashing with GANs (Qiu, Pan, Yao, Mei, SIGIR 2017).
+
+Binary codes for similar-image search, learnt from few labelled images by
+generating labelled synthetic ones. Three networks:
+
+- the generator G(z, y): noise concatenated with an embedding of the label
+  vector y (one-hot, multi-hot);
+- the pre-training discriminator D(x) -> [real/synthetic logit, label logits],
+  one sigmoid unit per label, so an unlabelled real image has the valid
+  target y = 0 (all zeros);
+- the hashing network H(x): a shared CNN with three streams, hash (q sigmoid
+  units h, code b = 1[h > 0.5]), classification and adversary (real/synthetic).
+
+Training runs in two phases, chosen with `model.phase` between `fit` calls:
+
+1. "pretrain", the semi-supervised conditional GAN. D: real vs synthetic, plus
+   labels of real images (zeros for unlabelled ones). G: makes images D takes
+   as real and labels as y.
+2. "hash", the main training on real-synthetic triplets: a labelled real query
+   x_q with labels y, a synthetic positive x_+ = G(z, y) and a synthetic
+   negative x_- = G(z', y') whose labels y' share none with y. H minimises
+
+       max(0, m - ||h_q - h_-||^2 + ||h_q - h_+||^2)      (triplet, relaxed codes)
+     + class_weight * classification loss (softmax, or sigmoid for multi-label)
+     + adversary_weight * real-vs-synthetic loss
+
+   end to end, while G keeps training adversarially against H's adversary
+   stream, its loss taken over the triplet's synthetic images.
+
+`synthetic_triplets=False` gives the paper's ablation: the same hashing network
+on triplets of real labelled images from the batch, without the generator.
+
+Labels: integers (batch,) with -1 for an unlabelled image, or label vectors
+(batch, num_classes) with an all-zero row for an unlabelled image.
+
+Players: "g", "d" and "h": `compile(g_optimizer=..., d_optimizer=..., h_optimizer=...)`.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo.core import AdversarialModel
+from zoo.models import blocks
+from zoo.models.common import check_real_batch, images_to_model, in_batches
+from zoo.models.gan import (
+    LATENT_DISTRIBUTIONS,
+    GeneratorSampling,
+    discriminator_cost,
+    generator_cost,
+)
+
+PHASES = ("pretrain", "hash")
+
+
+# ---------------------------------------------------------------------------
+# The losses
+# ---------------------------------------------------------------------------
+def triplet_loss(h_q, h_pos, h_neg, margin):
+    """max(0, m - ||h_q - h_-||^2 + ||h_q - h_+||^2) per triplet, on relaxed codes."""
+    d_pos = ops.sum(ops.square(h_q - h_pos), axis=-1)
+    d_neg = ops.sum(ops.square(h_q - h_neg), axis=-1)
+    return ops.relu(margin - d_neg + d_pos)
+
+
+def sigmoid_label_loss(logits, targets):
+    """Per-example sigmoid cross-entropy summed over labels; all-zero targets are valid."""
+    return ops.sum(ops.softplus(logits) - targets * logits, axis=-1)
+
+
+def softmax_label_loss(logits, targets):
+    """Per-example softmax cross-entropy against one-hot targets."""
+    return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+
+
+def masked_mean(values, mask):
+    """Mean of `values` where `mask` is 1 (0 when the mask is empty)."""
+    return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def has_labels(y):
+    """1.0 for rows with at least one label, 0.0 for unlabelled (all-zero) rows."""
+    return ops.cast(ops.sum(y, axis=-1) > 0, "float32")
+
+
+# ---------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="zoo")
+class DSHGAN(GeneratorSampling, AdversarialModel):
+    """DSH-GAN with players "g" (generator), "d" (pre-training discriminator)
+    and "h" (hashing network).
+
+    Args:
+        generator: [z, y] -> image in `data_range`.
+        discriminator: x -> [real/synthetic logit (batch, 1), label logits (batch, C)].
+        hasher: x -> [h (batch, q) in (0, 1), class logits (batch, C), adversary logit (batch, 1)].
+        margin: m of the triplet loss; default q / 4 (codes h live in [0, 1]^q,
+            so ||h_q - h_-||^2 <= q: the default asks a negative to differ from
+            the query in a quarter of the bits more than the positive does).
+        class_weight, adversary_weight: weights of H's classification and
+            adversary streams (the paper sums the three losses: 1 and 1).
+        synthetic_triplets: False trains H on real triplets only (the ablation).
+        multi_label: sigmoid classification for multi-label data (NUS-WIDE);
+            softmax for single-label data (CIFAR-10).
+        phase: "pretrain" or "hash" (see the module docstring).
+
+    Example:
+        >>> model = DSHGAN.build_default((32, 32, 3), num_classes=10, code_length=48)
+        >>> model.compile()
+        >>> model.phase = "pretrain"; model.fit(semi_supervised_ds, epochs=5)
+        >>> model.phase = "hash"; model.fit(semi_supervised_ds, epochs=5)
+        >>> codes = model.hash(images)          # (n, 6) uint8, packed bits
+    """
+
+    players = {"g": ("generator",), "d": ("discriminator",), "h": ("hasher",)}
+
+    def __init__(self, generator, discriminator, hasher, margin=None, class_weight=1.0,
+                 adversary_weight=1.0, synthetic_triplets=True, multi_label=False,
+                 latent_distribution="normal", data_range=(-1.0, 1.0), phase="pretrain",
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if latent_distribution not in LATENT_DISTRIBUTIONS:
+            raise ValueError(
+                f"latent_distribution must be one of {LATENT_DISTRIBUTIONS}; got {latent_distribution!r}."
+            )
+        self.generator, self.discriminator, self.hasher = generator, discriminator, hasher
+        if len(generator.inputs) != 2:
+            raise ValueError("DSH-GAN's generator must be conditional: [z, y] -> x.")
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        self.num_classes = int(generator.inputs[1].shape[-1])
+        self.data_shape = tuple(generator.outputs[0].shape[1:])
+        self.code_length = int(hasher.outputs[0].shape[-1])
+        for net, label_out in ((discriminator, 1), (hasher, 1)):
+            if tuple(net.inputs[0].shape[1:]) != self.data_shape:
+                raise ValueError(
+                    f"The {net.name} takes inputs of shape {tuple(net.inputs[0].shape[1:])} "
+                    f"but the generator makes {self.data_shape}."
+                )
+            width = int(net.outputs[label_out].shape[-1])
+            if width != self.num_classes:
+                raise ValueError(
+                    f"The {net.name} predicts {width} labels; the generator takes {self.num_classes}."
+                )
+        self.margin = self.code_length / 4.0 if margin is None else float(margin)
+        if self.margin <= 0:
+            raise ValueError(f"margin must be positive; got {margin!r}.")
+        self.class_weight, self.adversary_weight = float(class_weight), float(adversary_weight)
+        self.synthetic_triplets, self.multi_label = bool(synthetic_triplets), bool(multi_label)
+        self.latent_distribution = latent_distribution
+        self.data_range = tuple(float(v) for v in data_range)
+        self.seed = seed
+        self.phase = phase
+
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        names = ("d_loss", "g_loss", "D_x", "D_G_z", "h_loss", "triplet_loss",
+                 "class_loss", "adversary_loss", "H_x", "H_G_z")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.built = True
+
+    @classmethod
+    def build_default(cls, image_shape=(32, 32, 3), num_classes=10, code_length=48,
+                      latent_dim=100, g_width=64, d_width=64, h_width=32, **kwargs):
+        """DCGAN generator and discriminator, VGG-style hashing net, all sized by image shape."""
+        return cls(
+            blocks.dcgan_generator(image_shape, latent_dim, g_width, num_classes),
+            blocks.semi_supervised_discriminator(image_shape, num_classes, d_width),
+            blocks.hashing_network(image_shape, code_length, num_classes, h_width),
+            **kwargs,
+        )
+
+    @property
+    def phase(self):
+        return self._phase
+
+    @phase.setter
+    def phase(self, value):
+        if value not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}; got {value!r}.")
+        self._phase = value
+        # The phase is read when a step is traced: retrace on the next fit.
+        self.train_function = self.test_function = None
+
+    # -- sampling labels, latents and triplets ----------------------------------
+    def sample_latent(self, n):
+        shape = (n, self.latent_dim)
+        if self.latent_distribution == "uniform":
+            r = 3.0**0.5
+            return keras.random.uniform(shape, -r, r, seed=self.seed_generator)
+        return keras.random.normal(shape, seed=self.seed_generator)
+
+    def random_labels(self, n):
+        """One class per row, uniformly: labels for synthetic images of unlabelled rows."""
+        c = keras.random.randint((n,), 0, self.num_classes, seed=self.seed_generator)
+        return ops.one_hot(c, self.num_classes)
+
+    def negative_labels(self, y):
+        """y' sharing no label with y: one class drawn uniformly among those not in y.
+
+        Uniform scores minus 2 on y's classes put every class of y below every
+        other class, so the argmax is a class outside y whenever one exists (a
+        row holding every label has no negative; `valid_negatives` masks it).
+        """
+        scores = keras.random.uniform(ops.shape(y), seed=self.seed_generator) - 2.0 * y
+        return ops.one_hot(ops.argmax(scores, axis=-1), self.num_classes)
+
+    @staticmethod
+    def valid_negatives(y, y_neg):
+        return ops.cast(ops.sum(y * y_neg, axis=-1) == 0, "float32")
+
+    def real_triplets(self, y):
+        """Indices of a real positive and a real negative for each row of the batch
+        (the ablation without the generator), drawn uniformly among the labelled
+        images that share (or share no) label with the row; `valid` masks rows
+        without such a pair, and unlabelled rows."""
+        n = ops.shape(y)[0]
+        labelled = has_labels(y)
+        both = labelled[:, None] * labelled[None, :]
+        similar = ops.cast(ops.matmul(y, ops.transpose(y)) > 0, "float32")
+        pos_ok = similar * (1.0 - ops.eye(n)) * both
+        neg_ok = (1.0 - similar) * both
+        scores = keras.random.uniform((n, n), seed=self.seed_generator)
+        pos = ops.argmax(ops.where(pos_ok > 0, scores, -1.0), axis=1)
+        neg = ops.argmax(ops.where(neg_ok > 0, scores, -1.0), axis=1)
+        valid = ops.cast(ops.max(pos_ok, axis=1) > 0, "float32") * ops.cast(
+            ops.max(neg_ok, axis=1) > 0, "float32"
+        )
+        return pos, neg, valid
+
+    def _g(self, z, y, training):
+        return self.generator([z, y], training=training)
+
+    def call(self, inputs, training=False):
+        """G(z, y)."""
+        return self.generator(inputs, training=training)
+
+    # -- phase 1: the semi-supervised conditional GAN ------------------------------
+    def discriminator_loss(self, x, y, fake, training=True):
+        """D: real vs synthetic, and the labels of real images (zeros if unlabelled)."""
+        m = ops.shape(x)[0]
+        adv, label_logits = self.discriminator(ops.concatenate([x, fake], 0), training=training)
+        real, synthetic = adv[:m], adv[m:]
+        label_loss = ops.mean(sigmoid_label_loss(label_logits[:m], y))
+        aux = (ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(synthetic)))
+        return discriminator_cost(real, synthetic) + label_loss, aux
+
+    def generator_pretrain_loss(self, z, y_syn, training=True):
+        """G: images that D takes as real and labels as y (non-saturating)."""
+        adv, label_logits = self.discriminator(self._g(z, y_syn, training), training=training)
+        return generator_cost(adv, "non_saturating") + ops.mean(
+            sigmoid_label_loss(label_logits, y_syn)
+        ), ()
+
+    # -- phase 2: hashing on triplets -----------------------------------------------
+    def class_loss(self, logits, y):
+        if self.multi_label:
+            return sigmoid_label_loss(logits, y)
+        return softmax_label_loss(logits, y)
+
+    def hashing_loss(self, x, y, x_pos, y_pos, x_neg, y_neg, training=True):
+        """H's loss on synthetic triplets (x, x_+, x_-): triplet + classification + adversary."""
+        m = ops.shape(x)[0]
+        h, logits, adv = self.hasher(ops.concatenate([x, x_pos, x_neg], 0), training=training)
+        h_q, h_pos, h_neg = h[:m], h[m : 2 * m], h[2 * m :]
+        labelled = has_labels(y)
+        trip = masked_mean(
+            triplet_loss(h_q, h_pos, h_neg, self.margin),
+            labelled * self.valid_negatives(y, y_neg),
+        )
+        per_image = self.class_loss(logits, ops.concatenate([y, y_pos, y_neg], 0))
+        weights = ops.concatenate([labelled, ops.ones((2 * m,))], 0)
+        cls = masked_mean(per_image, weights)
+        real, synthetic = adv[:m], adv[m:]
+        adv_loss = discriminator_cost(real, synthetic)
+        total = trip + self.class_weight * cls + self.adversary_weight * adv_loss
+        aux = (trip, cls, adv_loss, ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(synthetic)))
+        return total, aux
+
+    def real_hashing_loss(self, x, y, pos, neg, valid, training=True):
+        """The ablation: triplets of real labelled images; no adversary stream."""
+        h, logits, _ = self.hasher(x, training=training)
+        trip = masked_mean(
+            triplet_loss(h, ops.take(h, pos, axis=0), ops.take(h, neg, axis=0), self.margin), valid
+        )
+        cls = masked_mean(self.class_loss(logits, y), has_labels(y))
+        zero = ops.zeros(())
+        return trip + self.class_weight * cls, (trip, cls, zero, zero, zero)
+
+    def generator_hash_loss(self, z_pos, y_pos, z_neg, y_neg, training=True):
+        """G against H's adversary stream, over the triplet's synthetic images, with
+        H's classification of them as y (so the positives keep their labels)."""
+        fake = ops.concatenate([self._g(z_pos, y_pos, training), self._g(z_neg, y_neg, training)], 0)
+        _, logits, adv = self.hasher(fake, training=training)
+        labels = ops.concatenate([y_pos, y_neg], 0)
+        return generator_cost(adv, "non_saturating") + self.class_weight * ops.mean(
+            self.class_loss(logits, labels)
+        ), ()
+
+    # -- the steps ---------------------------------------------------------------------
+    def train_step(self, data):
+        x, y = self._unpack(data)
+        if self.phase == "pretrain":
+            return self._pretrain_step(x, y)
+        return self._hash_step(x, y, update=True)
+
+    def test_step(self, data):
+        x, y = self._unpack(data)
+        if self.phase == "pretrain":
+            m = ops.shape(x)[0]
+            y_syn = self._synthetic_labels(y)
+            fake = self._g(self.sample_latent(m), y_syn, training=False)
+            d_loss, (d_x, d_g_z) = self.discriminator_loss(x, y, fake, training=False)
+            g_loss, _ = self.generator_pretrain_loss(self.sample_latent(m), y_syn, training=False)
+            return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
+        return self._hash_step(x, y, update=False)
+
+    def _synthetic_labels(self, y):
+        """The labels of each row's synthetic image: its own, or random if unlabelled."""
+        return ops.where(has_labels(y)[:, None] > 0, y, self.random_labels(ops.shape(y)[0]))
+
+    def _pretrain_step(self, x, y):
+        m = ops.shape(x)[0]
+        y_syn = self._synthetic_labels(y)
+        fake = ops.stop_gradient(self._g(self.sample_latent(m), y_syn, training=True))
+        d_loss, (d_x, d_g_z) = self.update("d", lambda: self.discriminator_loss(x, y, fake))
+        z = self.sample_latent(m)
+        g_loss, _ = self.update("g", lambda: self.generator_pretrain_loss(z, y_syn))
+        return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
+
+    def _hash_step(self, x, y, update):
+        step = self.update if update else (lambda player, fn: fn())
+        if not self.synthetic_triplets:
+            pos, neg, valid = self.real_triplets(y)
+            h_loss, aux = step("h", lambda: self.real_hashing_loss(x, y, pos, neg, valid, update))
+            return self._track_hash(h_loss, aux)
+        m = ops.shape(x)[0]
+        y_pos = self._synthetic_labels(y)
+        y_neg = self.negative_labels(y_pos)
+        z_pos, z_neg = self.sample_latent(m), self.sample_latent(m)
+        x_pos = ops.stop_gradient(self._g(z_pos, y_pos, training=update))
+        x_neg = ops.stop_gradient(self._g(z_neg, y_neg, training=update))
+        h_loss, aux = step(
+            "h", lambda: self.hashing_loss(x, y, x_pos, y_pos, x_neg, y_neg, training=update)
+        )
+        g_loss, _ = step(
+            "g", lambda: self.generator_hash_loss(z_pos, y_pos, z_neg, y_neg, training=update)
+        )
+        return self._track_hash(h_loss, aux, g_loss)
+
+    def _track_hash(self, h_loss, aux, g_loss=None):
+        trip, cls, adv, h_x, h_g_z = aux
+        values = {"h_loss": h_loss, "triplet_loss": trip, "class_loss": cls}
+        if self.synthetic_triplets:
+            values.update(adversary_loss=adv, H_x=h_x, H_G_z=h_g_z, g_loss=g_loss)
+        return self._track(**values)
+
+    def _track(self, **values):
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        # Only this phase's figures: the others would read 0.
+        logs = {name: self.trackers[name].result() for name in values}
+        logs["loss"] = logs["h_loss"] if "h_loss" in logs else logs["d_loss"] + logs["g_loss"]
+        return logs
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                "DSH-GAN trains on (images, labels); mark unlabelled images with label -1 "
+                "(integer labels) or an all-zero label vector."
+            )
+        return x, self.label_vectors(y)
+
+    def label_vectors(self, y):
+        """Integer labels (-1 = unlabelled) -> one-hot rows (all-zero if unlabelled);
+        label vectors pass through as float."""
+        if len(y.shape) == 1:
+            y = ops.cast(y, "int32")
+            classes = ops.arange(self.num_classes, dtype="int32")
+            return ops.cast(ops.equal(y[:, None], classes[None, :]), "float32")
+        return ops.cast(y, "float32")
+
+    # -- hashing -------------------------------------------------------------------------
+    def hash_scores(self, images, batch_size=256):
+        """The relaxed codes h in (0, 1), (n, q) float32. Images: uint8 or floats in [0, 1]."""
+        x = images_to_model(images, self.data_shape, self.data_range)
+        return in_batches(lambda b: self.hasher(b, training=False)[0], [x], batch_size)
+
+    def hash(self, images, packed=True, batch_size=256):
+        """Binary codes b = 1[h > 0.5]: packed (n, ceil(q/8)) uint8, bit i of a code
+        at byte i // 8, most significant bit first (numpy.packbits), pad bits 0;
+        or, with `packed=False`, (n, q) uint8 of 0s and 1s."""
+        bits = (self.hash_scores(images, batch_size) > 0.5).astype("uint8")
+        return np.packbits(bits, axis=1) if packed else bits
+
+    def classify(self, images, batch_size=256):
+        """Class probabilities from the classification stream (softmax or sigmoid)."""
+        x = images_to_model(images, self.data_shape, self.data_range)
+        logits = in_batches(lambda b: self.hasher(b, training=False)[1], [x], batch_size)
+        if self.multi_label:
+            return 1.0 / (1.0 + np.exp(-logits))
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def make_triplets(self, labels, seed=None):
+        """Synthetic positives and negatives for queries with these labels:
+        (positives, negatives, negative_labels), images in [0, 1], labels as vectors."""
+        labels = np.asarray(labels)
+        y = self._check_labels(labels, 1 if labels.ndim == 0 else len(labels))
+        rng = np.random.default_rng(seed)
+        scores = rng.uniform(size=y.shape) - 2.0 * y
+        y_neg = np.eye(self.num_classes, dtype="float32")[scores.argmax(axis=1)]
+        n = len(y)
+        pos = self.generate(n, seed=rng.integers(2**31), labels=y)
+        neg = self.generate(n, seed=rng.integers(2**31), labels=y_neg)
+        return pos, neg, y_neg
+
+    # -- input checks -----------------------------------------------------------------------
+    def check_batch(self, x, y):
+        check_real_batch(x, self.data_shape, self.data_range)
+        if y is None:
+            raise ValueError(
+                "DSH-GAN trains on (images, labels); mark unlabelled images with label -1 "
+                "(integer labels) or an all-zero label vector."
+            )
+        y = np.asarray(y)
+        if y.ndim == 1:
+            if not np.all(np.equal(np.mod(y, 1), 0)):
+                raise ValueError(f"Integer class labels expected; got dtype {y.dtype}.")
+            if y.size and (y.min() < -1 or y.max() >= self.num_classes):
+                raise ValueError(
+                    f"Class labels must be in [0, {self.num_classes}) or -1 (unlabelled); "
+                    f"got range [{y.min()}, {y.max()}]."
+                )
+            return
+        if y.ndim != 2 or y.shape[-1] != self.num_classes:
+            raise ValueError(
+                f"Labels must be integers (batch,) or vectors (batch, {self.num_classes}); "
+                f"got shape {y.shape}."
+            )
+        if not np.all((y == 0) | (y == 1)):
+            raise ValueError("Label vectors must hold only 0s and 1s.")
+        if not self.multi_label and np.any(y.sum(axis=1) > 1):
+            raise ValueError(
+                "Some label vectors have several labels, but the model is single-label: "
+                "build it with multi_label=True."
+            )
+
+    # -- serialization ------------------------------------------------------------------------
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "margin": self.margin,
+            "class_weight": self.class_weight,
+            "adversary_weight": self.adversary_weight,
+            "synthetic_triplets": self.synthetic_triplets,
+            "multi_label": self.multi_label,
+            "latent_distribution": self.latent_distribution,
+            "data_range": self.data_range,
+            "phase": self.phase,
+            "seed": self.seed,
+        }
