@@ -116,6 +116,11 @@ class AdversarialModel(keras.Model):
             steps_per_execution=steps_per_execution,
             auto_scale_loss=False,
         )
+        # Build every player's optimizer now, not lazily at its first update: a
+        # player that has not stepped yet (DSH-GAN's discriminator in the hash
+        # phase) must still save and restore the same slots.
+        if all(getattr(self, n).built for n in self.network_names()):
+            self.optimizer.build()
         # What compile_from_config() needs to rebuild this after load_model().
         self._compile_config = serialization_lib.SerializableDict(
             jit_compile=jit_compile,

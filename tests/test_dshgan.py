@@ -1,0 +1,199 @@
+"""DSH-GAN (Qiu et al. 2017): the losses by hand, triplets, who learns, codes, and errors."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from tests.conftest import changed, weights_of
+from zoo.models import DSHGAN
+from zoo.models.dshgan import has_labels, sigmoid_label_loss, triplet_loss
+
+SHAPE = (16, 16, 3)
+
+
+def small(num_classes=4, code_length=12, **kwargs):
+    kwargs.setdefault("seed", 1)
+    return DSHGAN.build_default(SHAPE, num_classes=num_classes, code_length=code_length,
+                                latent_dim=8, g_width=8, d_width=8, h_width=8, **kwargs)
+
+
+def images(n=32, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, *SHAPE)).astype("float32")
+
+
+def np_(t):
+    return np.asarray(ops.convert_to_numpy(t))
+
+
+# ---------------------------------------------------------------------------
+# The losses on hand-checkable cases
+# ---------------------------------------------------------------------------
+def test_triplet_loss_by_hand():
+    h_q = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]], "float32")
+    h_pos = np.array([[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]], "float32")  # d+ = 0.25, 0
+    h_neg = np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]], "float32")  # d- = 2, 3
+    # max(0, m - d- + d+) with m = 2: row 0: 2 - 2 + 0.25 = 0.25; row 1: 2 - 3 + 0 < 0 -> 0
+    np.testing.assert_allclose(np_(triplet_loss(h_q, h_pos, h_neg, 2.0)), [0.25, 0.0], atol=1e-6)
+
+
+def test_all_zero_label_target_is_valid():
+    """An unlabelled image's target is all zeros: the loss vanishes as every
+    label's logit goes to -inf and grows when the model claims any label."""
+    zeros = np.zeros((1, 4), "float32")
+    confident_none = np.full((1, 4), -20.0, "float32")
+    claims_one = np.array([[5.0, -20.0, -20.0, -20.0]], "float32")
+    assert np_(sigmoid_label_loss(confident_none, zeros))[0] < 1e-7
+    # softplus(5) + 3 softplus(-20) = 5.0067
+    np.testing.assert_allclose(np_(sigmoid_label_loss(claims_one, zeros)), [np.log1p(np.exp(5.0))], rtol=1e-5)
+    np.testing.assert_allclose(np_(has_labels(np.array([[0, 0, 0], [0, 1, 0]], "float32"))), [0, 1])
+
+
+def test_integer_labels_minus_one_is_unlabelled():
+    model = small()
+    y = np_(model.label_vectors(ops.convert_to_tensor(np.array([2, -1, 0], "int32"))))
+    np.testing.assert_array_equal(y, [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]])
+
+
+# ---------------------------------------------------------------------------
+# Triplets
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_negatives_never_share_a_label_with_their_query(multi_label):
+    model = small(num_classes=6, multi_label=multi_label)
+    rng = np.random.default_rng(0)
+    if multi_label:
+        y = (rng.uniform(size=(2000, 6)) < 0.4).astype("float32")
+        y[0] = 1.0  # holds every label: no negative exists, and it must be flagged
+    else:
+        y = np.eye(6, dtype="float32")[rng.integers(6, size=2000)]
+    y_neg = np_(model.negative_labels(ops.convert_to_tensor(y)))
+    valid = np_(model.valid_negatives(y, y_neg))
+    assert np.all(y_neg.sum(axis=1) == 1)
+    shared = (y * y_neg).sum(axis=1) > 0
+    np.testing.assert_array_equal(valid, ~shared)
+    if multi_label:
+        # Exactly the rows holding every label lack a negative.
+        assert not valid[0]
+        np.testing.assert_array_equal(valid, y.sum(axis=1) < 6)
+    else:
+        assert valid.all()
+        # Every other class is drawn: all 5 negatives of class 0 appear.
+        assert len(np.unique(y_neg[y[:, 0] == 1].argmax(1))) == 5
+
+
+def test_real_triplets_pick_a_positive_and_a_negative_from_the_batch():
+    model = small(num_classes=3)
+    labels = np.array([0, 0, 1, 1, 2, -1, 2, 0])
+    y = np_(model.label_vectors(ops.convert_to_tensor(labels)))
+    pos, neg, valid = (np_(t) for t in model.real_triplets(ops.convert_to_tensor(y)))
+    for i in range(len(labels)):
+        if labels[i] < 0:
+            assert valid[i] == 0, "an unlabelled image is never a query"
+            continue
+        assert valid[i] == 1
+        assert pos[i] != i and labels[pos[i]] == labels[i]
+        assert labels[neg[i]] >= 0 and labels[neg[i]] != labels[i]
+
+
+def test_make_triplets_returns_images_and_disjoint_negative_labels():
+    model = small()
+    pos, neg, y_neg = model.make_triplets([0, 1, 3], seed=0)
+    assert pos.shape == neg.shape == (3, *SHAPE)
+    assert 0 <= pos.min() and pos.max() <= 1
+    assert not np.any(y_neg.argmax(1) == np.array([0, 1, 3]))
+
+
+# ---------------------------------------------------------------------------
+# Who learns in each phase
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("phase, synthetic, moved, still", [
+    ("pretrain", True, ("generator", "discriminator"), ("hasher",)),
+    ("hash", True, ("generator", "hasher"), ("discriminator",)),
+    ("hash", False, ("hasher",), ("generator", "discriminator")),
+])
+def test_each_phase_trains_only_its_players(phase, synthetic, moved, still):
+    model = small(phase=phase, synthetic_triplets=synthetic)
+    model.compile()
+    labels = np.array([0, 1, 2, 3, -1, -1, 0, 1] * 2)
+    before = {n: weights_of(getattr(model, n)) for n in moved + still}
+    logs = model.train_on_batch(images(16), labels, return_dict=True)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    for n in moved:
+        assert any(changed(before[n], weights_of(getattr(model, n)))), f"{n} should train in {phase}"
+    for n in still:
+        assert not any(changed(before[n], weights_of(getattr(model, n)))), f"{n} must not move in {phase}"
+    expected = {"pretrain": {"d_loss", "g_loss"}, "hash": {"h_loss", "triplet_loss", "class_loss"}}[phase]
+    assert expected <= set(logs)
+
+
+def test_hashing_learns_to_separate_classes():
+    """Four classes of images that differ in their mean colour: after a short
+    run of the hash phase on real triplets, a query's nearest codes (Hamming)
+    belong to its class far more often than chance (0.25)."""
+    rng = np.random.default_rng(0)
+    colours = rng.uniform(-0.8, 0.8, (4, 3)).astype("float32")
+    labels = rng.integers(4, size=256)
+    x = np.clip(colours[labels][:, None, None, :] + 0.3 * rng.standard_normal((256, *SHAPE)), -1, 1)
+    x = x.astype("float32")
+    model = small(phase="hash", synthetic_triplets=False)
+    model.compile(h_optimizer=keras.optimizers.Adam(2e-3))
+    model.fit(x, labels, batch_size=32, epochs=8, verbose=0)
+    bits = model.hash((x + 1) / 2, packed=False).astype(int)
+    dist = (bits[:, None, :] != bits[None, :, :]).sum(-1) + np.eye(len(x), dtype=int) * 99
+    nearest = dist.argmin(axis=1)
+    agreement = float(np.mean(labels[nearest] == labels))
+    # Chance is 0.25; colour is easy to read, so 0.8 leaves room for noise.
+    assert agreement > 0.8, agreement
+
+
+# ---------------------------------------------------------------------------
+# Codes: shape, determinism, round trip
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", [12, 24, 32, 48, 64])
+def test_code_lengths_pack_into_bytes(bits):
+    model = small(code_length=bits)
+    codes = model.hash(images(5, seed=2) * 0.5 + 0.5)
+    assert codes.shape == (5, (bits + 7) // 8) and codes.dtype == np.uint8
+    unpacked = model.hash(images(5, seed=2) * 0.5 + 0.5, packed=False)
+    np.testing.assert_array_equal(np.unpackbits(codes, axis=1)[:, :bits], unpacked)
+
+
+def test_codes_are_deterministic_and_survive_a_keras_round_trip(tmp_path):
+    model = small(phase="hash")
+    model.compile()
+    model.fit(images(32), np.arange(32) % 4, batch_size=16, epochs=1, verbose=0)
+    x = images(20, seed=5) * 0.5 + 0.5
+    codes = model.hash(x)
+    np.testing.assert_array_equal(codes, model.hash(x))
+    path = tmp_path / "dshgan.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, DSHGAN) and loaded.phase == "hash" and loaded.code_length == 12
+    np.testing.assert_array_equal(loaded.hash(x), codes)
+    np.testing.assert_allclose(loaded.generate(4, seed=1, labels=2), model.generate(4, seed=1, labels=2),
+                               atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+def test_bad_input_gets_a_clear_error():
+    model = small()
+    model.compile()
+    with pytest.raises(ValueError, match="shape"):
+        model.fit(np.zeros((8, 32, 32, 3), "float32"), np.zeros(8, int), verbose=0)
+    with pytest.raises(ValueError, match=r"vectors \(batch, 4\)"):
+        model.fit(images(8), np.zeros((8, 5), "float32"), verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 4\) or -1"):
+        model.fit(images(8), np.full(8, 7), verbose=0)
+    with pytest.raises(ValueError, match="labels"):
+        model.fit(images(8), verbose=0)
+    with pytest.raises(ValueError, match="multi_label"):
+        model.fit(images(2), np.array([[1, 1, 0, 0], [0, 1, 0, 0]], "float32"), verbose=0)
+    with pytest.raises(ValueError, match="shape"):
+        model.hash(np.zeros((2, 28, 28, 1), "uint8"))
+    with pytest.raises(ValueError, match="phase"):
+        model.phase = "finetune"
+    with pytest.raises(ValueError, match="predicts 5 labels"):
+        DSHGAN(small().generator, small(num_classes=5).discriminator, small().hasher)
