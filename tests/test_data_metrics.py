@@ -146,3 +146,26 @@ def test_mode_coverage_of_true_samples_and_of_a_collapsed_generator(name, n_mode
     assert covered == n_modes and quality > 0.98  # 3 std holds 98.9% of a 2-D Gaussian
     collapsed = np.repeat(modes[:2], 2500, axis=0)
     assert toy.mode_coverage(collapsed, modes, std)[0] == 2
+
+
+def test_semi_supervised_dataset_mixes_labelled_and_unlabelled():
+    from zoo.data.pipeline import semi_supervised_dataset
+
+    labelled = np.zeros((50, 8, 8, 3), "uint8")  # black images: labelled
+    unlabelled = np.full((500, 8, 8, 3), 255, "uint8")  # white: unlabelled
+    ds = semi_supervised_dataset(labelled, np.arange(50) % 10, unlabelled, batch_size=100,
+                                 labelled_fraction=0.3, seed=0)
+    shares = []
+    for x, y in ds.take(20).as_numpy_iterator():
+        assert x.shape == (100, 8, 8, 3) and x.min() >= -1 and x.max() <= 1
+        # Every unlabelled image carries -1, every labelled one its class.
+        np.testing.assert_array_equal(y >= 0, x[:, 0, 0, 0] < 0)
+        shares.append(np.mean(y >= 0))
+    # 2,000 Bernoulli(0.3) draws: sd of the mean is 0.01, so 0.05 is 5 sd.
+    assert abs(np.mean(shares) - 0.3) < 0.05
+    vectors = semi_supervised_dataset(labelled, np.eye(10)[np.arange(50) % 10], unlabelled,
+                                      batch_size=10, labelled_fraction=0.5)
+    _, yv = next(vectors.as_numpy_iterator())
+    assert yv.shape == (10, 10) and set(yv.sum(1)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        semi_supervised_dataset(labelled, np.arange(50) % 10, unlabelled, labelled_fraction=0)

@@ -107,3 +107,56 @@ def holdout(n, count, seed=0):
         raise ValueError(f"Cannot hold out {count} of {n} examples.")
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[:count]), np.sort(perm[count:])
+
+
+def semi_supervised_dataset(
+    x_labelled,
+    y_labelled,
+    x_unlabelled,
+    batch_size=64,
+    labelled_fraction=0.5,
+    value_range=(-1.0, 1.0),
+    seed=0,
+):
+    """An endless pipeline of `(images, labels)` mixing labelled and unlabelled
+    images, for semi-supervised models (DSH-GAN). Unlabelled images carry label
+    -1 (integer labels) or an all-zero vector (label vectors).
+
+    Each example is drawn from the labelled set with probability
+    `labelled_fraction` (seeded), so a batch holds that share of labelled images
+    on average however few labels there are (DSH-GAN's CIFAR-10 protocol has
+    5,000 labelled against 54,000 unlabelled). Endless: pass `steps_per_epoch` to fit.
+    """
+    x_labelled, x_unlabelled = np.asarray(x_labelled), np.asarray(x_unlabelled)
+    y_labelled = np.asarray(y_labelled)
+    for name, x in (("x_labelled", x_labelled), ("x_unlabelled", x_unlabelled)):
+        if x.dtype != np.uint8:
+            raise ValueError(f"{name} must be uint8 images; got {x.dtype}.")
+    if len(y_labelled) != len(x_labelled):
+        raise ValueError(f"{len(x_labelled)} labelled images but {len(y_labelled)} labels.")
+    if x_labelled.shape[1:] != x_unlabelled.shape[1:]:
+        raise ValueError(
+            f"Labelled images are {x_labelled.shape[1:]}, unlabelled {x_unlabelled.shape[1:]}."
+        )
+    if not 0.0 < labelled_fraction <= 1.0:
+        raise ValueError(f"labelled_fraction must be in (0, 1]; got {labelled_fraction}.")
+    if y_labelled.ndim == 1:
+        y_labelled = y_labelled.astype("int32")
+        y_unlabelled = np.full(len(x_unlabelled), -1, "int32")
+    else:
+        y_labelled = y_labelled.astype("float32")
+        y_unlabelled = np.zeros((len(x_unlabelled), y_labelled.shape[1]), "float32")
+
+    def endless(x, y, s):
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        return ds.shuffle(len(x), seed=s, reshuffle_each_iteration=True).repeat()
+
+    parts = [endless(x_labelled, y_labelled, seed)]
+    weights = [labelled_fraction]
+    if labelled_fraction < 1.0 and len(x_unlabelled):
+        parts.append(endless(x_unlabelled, y_unlabelled, seed + 1))
+        weights.append(1.0 - labelled_fraction)
+    ds = tf.data.Dataset.sample_from_datasets(parts, weights, seed=seed)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(lambda b, l: (scale(b, value_range), l), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
