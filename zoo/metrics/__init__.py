@@ -2,8 +2,12 @@
 
 from zoo.metrics.fid import FeatureExtractor, fid_kid, frechet_distance, kernel_distance, statistics
 from zoo.metrics.parzen import parzen_estimate, parzen_log_likelihoods, select_sigma
+from zoo.metrics.retrieval import (
+    mean_average_precision, precision_at_k, precision_recall_curve, precision_within_radius,
+)
 
 __all__ = [
     "FeatureExtractor", "fid_kid", "frechet_distance", "kernel_distance", "statistics",
     "parzen_estimate", "parzen_log_likelihoods", "select_sigma",
+    "mean_average_precision", "precision_at_k", "precision_recall_curve", "precision_within_radius",
 ]
