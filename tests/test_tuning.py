@@ -92,3 +92,30 @@ def test_bad_search_space_and_objective_are_named(extractor):
         make_tuner(hypermodels(extractor)["vae"], tuner="grid")
     with pytest.raises(ValueError, match="at least 2 held-out"):
         FIDCallback(real(1), extractor)
+
+
+def dsh_data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+    return x, rng.integers(-1, 3, n)  # -1: unlabelled
+
+
+def test_dshgan_search_maximises_validation_map(tmp_path):
+    from zoo.tuning import DSHGANHyperModel
+
+    xq, yq = dsh_data(8, 1)
+    xdb, ydb = dsh_data(24, 2)
+    hm = DSHGANHyperModel((16, 16, 3), 3, validation=(xq, np.abs(yq), xdb, np.abs(ydb)),
+                          code_lengths=(12, 16), widths=(4, 4, 4), latent_dim=4)
+    tuner = make_tuner(hm, "random", max_trials=2, directory=tmp_path, project_name="dsh")
+    assert tuner.oracle.objective.direction == "max"
+    x, y = dsh_data()
+    tuner.search(scaled(x), y, epochs=1, batch_size=16, verbose=0)
+    trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2
+    assert all(0.0 <= t.score <= 1.0 for t in trials)  # MAP is a mean of precisions
+    assert trials[0].score >= trials[1].score
+    with pytest.raises(ValueError, match="val_map objective needs validation"):
+        make_tuner(DSHGANHyperModel((16, 16, 3), 3), objective="val_map", directory=tmp_path)
+    with pytest.raises(ValueError, match="margins must satisfy"):
+        DSHGANHyperModel((16, 16, 3), 3, margins=(0.5, 0.1))

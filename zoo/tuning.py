@@ -6,7 +6,9 @@ that the tuner reads from the `fit` logs:
 
 - generators (GAN, VAE-GAN): "val_fid", domain FID of generated samples against
   held-out real images, added to the logs at each epoch end by `FIDCallback`;
-- the VAE: "val_loss", the negative ELBO on the validation data.
+- the VAE: "val_loss", the negative ELBO on the validation data;
+- DSH-GAN: "val_map", MAP of Hamming ranking of held-out queries against a
+  held-out database, added by `MAPCallback` (maximised).
 
     tuner = keras_tuner.RandomSearch(GANHyperModel((28, 28, 1), val_images=x_val,
                                                    extractor=FeatureExtractor.load("mnist")),
@@ -21,7 +23,8 @@ import keras_tuner as kt
 import numpy as np
 
 from zoo.metrics.fid import frechet_distance, statistics
-from zoo.models import GAN, VAE, VAEGAN
+from zoo.metrics.retrieval import mean_average_precision
+from zoo.models import DSHGAN, GAN, VAE, VAEGAN
 
 
 class FIDCallback(keras.callbacks.Callback):
@@ -48,6 +51,34 @@ class FIDCallback(keras.callbacks.Callback):
                 kwargs["labels"] = rng.integers(self.model.num_classes, size=self.n_samples)
             samples = self.model.generate(self.n_samples, seed=self.seed, **kwargs)
             self.last = frechet_distance(*statistics(self.extractor(samples)), *self.real_stats)
+        logs[self.name] = self.last
+
+
+class MAPCallback(keras.callbacks.Callback):
+    """Adds logs[name]: MAP of Hamming ranking (whole database, or the top
+    `top_k`) of `query_images` against `database_images`, hashed by the model
+    (`model.hash`), every `every` epochs; the last value is repeated in between."""
+
+    def __init__(self, query_images, query_labels, database_images, database_labels,
+                 top_k=None, every=1, name="val_map"):
+        super().__init__()
+        if len(query_images) != len(query_labels) or len(database_images) != len(database_labels):
+            raise ValueError("MAPCallback: images and labels must have the same length.")
+        if len(query_images) < 1 or len(database_images) < 1:
+            raise ValueError("MAPCallback needs at least one query and one database image.")
+        self.queries, self.query_labels = query_images, np.asarray(query_labels)
+        self.database, self.database_labels = database_images, np.asarray(database_labels)
+        self.top_k, self.every, self.name = top_k, int(every), name
+        self.last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if self.last is None or (epoch + 1) % self.every == 0:
+            self.last = mean_average_precision(
+                self.model.hash(self.queries), self.model.hash(self.database),
+                self.query_labels, self.database_labels, top_k=self.top_k,
+            )
         logs[self.name] = self.last
 
 
@@ -186,6 +217,70 @@ class VAEHyperModel(_ZooHyperModel):
                            seed=0)
         model.compile(optimizer=self._adam(hp, "vae"))
         return model
+
+
+class DSHGANHyperModel(_ZooHyperModel):
+    """DSH-GAN: each player's Adam, the triplet margin (as a share of the code
+    length) and the code length; objective: validation MAP (`MAPCallback`).
+
+    `fit` pre-trains the generator for `pretrain_epochs` (phase "pretrain"),
+    then trains the hashing phase with the tuner's epochs and callbacks.
+    `validation`: (query_images, query_labels, database_images, database_labels),
+    uint8 or floats in [0, 1]; without it the objective falls back to the
+    validation hashing loss ("val_h_loss", which needs validation_data).
+    """
+
+    objective_name, direction = "val_map", "max"
+    log_names = ("loss", "h_loss", "triplet_loss", "class_loss", "adversary_loss", "g_loss",
+                 "d_loss", "H_x", "H_G_z", "D_x", "D_G_z")
+
+    def __init__(self, image_shape, num_classes, validation=None, code_lengths=(12, 48),
+                 margins=(0.1, 0.5), learning_rates=(3e-5, 1e-3), beta_1s=(0.5, 0.9),
+                 latent_dim=100, widths=(64, 64, 32), pretrain_epochs=1, top_k=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape, self.num_classes = tuple(image_shape), int(num_classes)
+        self.code_lengths = _check_choices("code_lengths", code_lengths, int, 1)
+        self.margins = _check_range("margins", margins)
+        self.learning_rates = _check_range("learning_rates", learning_rates)
+        self.beta_1s = _check_choices("beta_1s", beta_1s, float, 0.0, 0.999)
+        self.latent_dim, self.widths = int(latent_dim), tuple(widths)
+        self.pretrain_epochs, self.top_k = int(pretrain_epochs), top_k
+        if validation is not None and len(validation) != 4:
+            raise ValueError("validation must be (query_images, query_labels, database_images, "
+                             "database_labels).")
+        self.validation = validation
+        if validation is None:
+            self.objective_name, self.direction = "val_h_loss", "min"
+
+    def check_objective(self, name):
+        if name == "val_map" and self.validation is None:
+            raise ValueError("The val_map objective needs validation=(queries, labels, database, labels).")
+        if name != "val_map":
+            super().check_objective(name)
+
+    def build(self, hp):
+        bits = hp.Choice("code_length", self.code_lengths)
+        g_width, d_width, h_width = self.widths
+        model = DSHGAN.build_default(
+            self.image_shape, self.num_classes, code_length=bits, latent_dim=self.latent_dim,
+            g_width=g_width, d_width=d_width, h_width=h_width,
+            margin=bits * hp.Float("margin_share", *self.margins), seed=0,
+        )
+        model.compile(**{f"{p}_optimizer": self._adam(hp, p) for p in ("g", "d", "h")})
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        epochs = kwargs.pop("epochs", 1)
+        if self.pretrain_epochs:
+            model.phase = "pretrain"
+            pre = {k: v for k, v in kwargs.items() if k != "validation_data"}
+            model.fit(*args, epochs=self.pretrain_epochs, **pre)
+        model.phase = "hash"
+        if self.validation is not None:
+            # First, so that the tuner's own callbacks see val_map in the logs.
+            callbacks.insert(0, MAPCallback(*self.validation, top_k=self.top_k))
+        return model.fit(*args, epochs=epochs, callbacks=callbacks, **kwargs)
 
 
 TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband}
