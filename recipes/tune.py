@@ -6,7 +6,14 @@
 Running the same command again resumes the search in --dir: finished trials are
 kept, and only the remaining ones run. The objective is read from the fit logs:
 domain FID of samples against 2,000 held-out training images (val_fid) for the
-generators, the validation negative ELBO (val_loss) for the VAE.
+generators, the validation negative ELBO (val_loss) for the VAE, and for
+DSH-GAN (`--data` a labelled image folder/zip/npz, e.g. CIFAR-10) the MAP
+(val_map) of 200 held-out labelled queries against 800 other held-out
+labelled images; it trains on the rest, with the seeded protocol's share of
+labels (500 a class) and the other images unlabelled.
+
+    python -m recipes.tune dshgan --data ../shared/datasets/cifar10.zip --max-trials 10 \
+        --epochs 2 --steps-per-epoch 200
 """
 
 import argparse
@@ -18,9 +25,9 @@ import keras
 
 from zoo import data as zdata
 from zoo.metrics import FeatureExtractor
-from zoo.tuning import GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
+from zoo.tuning import DSHGANHyperModel, GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
 
-MODELS = ("dcgan", "gan_mlp", "vaegan", "vae")
+MODELS = ("dcgan", "gan_mlp", "vaegan", "vae", "dshgan")
 DATASETS = {(28, 28, 1): "mnist", (32, 32, 3): "cifar10"}
 
 
@@ -40,10 +47,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     try:
-        x, _, _ = zdata.load_arrays(args.data, "train")
+        x, y, _ = zdata.load_arrays(args.data, "train")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     shape = tuple(x.shape[1:])
+    if args.model == "dshgan":
+        return tune_dshgan(args, x, y, shape)
     val_idx, train_idx = zdata.holdout(len(x), 2000, seed=args.seed)
     x_val, x_train = x[val_idx], x[train_idx]
     value_range = (0.0, 1.0) if args.model == "gan_mlp" else (-1.0, 1.0)
@@ -69,12 +78,38 @@ def main(argv=None):
     tuner.search(train, **fit_kwargs)
     tuner.results_summary(num_trials=5)
     if args.write_best:
-        best = tuner.get_best_models(1)[0]
-        out = Path(args.write_best)
-        tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
-        best.save(tmp)
-        os.replace(tmp, out)
-        print(f"Best model: {out}")
+        _save_atomically(tuner.get_best_models(1)[0], args.write_best)
+
+
+def tune_dshgan(args, x, y, shape):
+    if y is None:
+        sys.exit("error: DSH-GAN needs labelled data (an image folder/zip of class folders, or an npz).")
+    # 100 labelled images a class held out for validation: 20 queries, 80 database.
+    val, rest = zdata.split_per_class(y, 100, seed=args.seed)
+    val_q, val_db = zdata.split_per_class(y[val], 20, seed=args.seed + 1)
+    labelled, unlabelled = zdata.split_per_class(y[rest], 500, seed=args.seed + 2)
+    labelled, unlabelled = rest[labelled], rest[unlabelled]
+    validation = (x[val][val_q], y[val][val_q], x[val][val_db], y[val][val_db])
+    hypermodel = DSHGANHyperModel(shape, int(y.max()) + 1, validation=validation)
+    try:
+        tuner = make_tuner(hypermodel, args.tuner, args.max_trials, args.dir, args.model,
+                           objective=args.objective, seed=args.seed, max_epochs=args.epochs)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    train = zdata.pipeline.semi_supervised_dataset(x[labelled], y[labelled], x[unlabelled],
+                                                   args.batch_size, 0.5, seed=args.seed)
+    tuner.search(train, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch or 200, verbose=2)
+    tuner.results_summary(num_trials=5)
+    if args.write_best:
+        _save_atomically(tuner.get_best_models(1)[0], args.write_best)
+
+
+def _save_atomically(model, path):
+    out = Path(path)
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
+    model.save(tmp)
+    os.replace(tmp, out)
+    print(f"Best model: {out}")
 
 
 if __name__ == "__main__":
