@@ -1,118 +1,258 @@
-"""Train a zoo model from a named recipe.
+"""Train a zoo model from scratch with a named recipe and write it as a preset.
 
     python -m recipes.train dcgan_mnist --data ../shared/datasets/mnist.npz --minutes 3
+    python -m recipes.train vae_cifar10 --data ../shared/datasets/cifar10.zip --epochs 20 \\
+        --preset saved_models/vae_cifar10
 
-Writes, under --out (default runs/<recipe>): `model.keras` (atomically),
-`samples.png`, TensorBoard logs in `logs/`, and a `backup/` that lets an
-interrupted run resume where it stopped (run the same command again).
+Seeded (--seed), with Keras's progress bar. Under --out (default runs/RECIPE):
+`samples.png`, TensorBoard logs in `logs/`, `train_summary.json`, and `backup/`:
+a run that is interrupted resumes from its last checkpoint (every 200 steps and
+each epoch) when the same command is run again; a recipe with two phases
+(DSH-GAN: pretrain, then hash) also skips the phases it finished. --minutes is a
+budget per run (a resumed run gets it afresh).
+
+At the end the recipe measures the model's figures (`recipes.evaluate`; --quick-eval
+on subsets, --no-eval to skip) and writes the preset folder (--preset, default
+OUT/preset) atomically: config.json, model.weights.h5 and metadata.json with the
+data set and split, this exact command, the figures and how they were measured.
+A killed run never leaves a half-written preset.
 """
 
 import argparse
 import json
-import os
+import shlex
+import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
 import zoo
 from zoo import data as zdata
 from zoo.callbacks import TimeLimit
 from zoo.visualize import save_image_grid
 
-# name -> (data source kind, how to build the model, conditional?)
+MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
+
+
+def adam(lr):
+    return keras.optimizers.Adam(lr, beta_1=0.5)
+
+
+@dataclass
+class Recipe:
+    description: str
+    dataset: str  # "mnist" or "cifar10"
+    build: callable  # seed -> model
+    optimizers: callable  # () -> compile keywords
+    data: str = "images"  # "images", "labelled", "binarised" or "hashing"
+    value_range: tuple = (-1.0, 1.0)
+    phases: tuple = (None,)  # DSH-GAN: ("pretrain", "hash")
+    split: str = "train split (all) for training; test split for the figures"
+    notes: dict = field(default_factory=dict)
+
+
+def _gan_opts(lr=2e-4):
+    return lambda: dict(d_optimizer=adam(lr), g_optimizer=adam(lr))
+
+
+def _vaegan_opts(lr=3e-4):
+    return lambda: dict(enc_optimizer=adam(lr), dec_optimizer=adam(lr), dis_optimizer=adam(lr))
+
+
+def _dshgan(bits):
+    return Recipe(
+        description=f"DSH-GAN, {bits}-bit codes, on the CIFAR-10 hashing protocol (5,000 labelled images)",
+        dataset="cifar10", data="hashing", phases=("pretrain", "hash"),
+        build=lambda s: zoo.DSHGAN.build_default(CIFAR, num_classes=10, code_length=bits, g_width=32,
+                                                 d_width=32, h_width=32, seed=s),
+        optimizers=lambda: dict(g_optimizer=adam(2e-4), d_optimizer=adam(2e-4), h_optimizer=adam(2e-4)),
+        split="zoo.data.cifar10_hashing_split(seed 0) of all 60,000 images: 5,000 labelled (500 a class) and "
+              "54,000 unlabelled for training (batches half labelled), 1,000 queries, 59,000 database",
+    )
+
+
 RECIPES = {
-    "gan_mlp_mnist": dict(
-        image_shape=(28, 28, 1), build=lambda c: zoo.GAN.paper_mlp((28, 28, 1), seed=c["seed"]),
-        value_range=(0.0, 1.0), labels=False, lr=2e-4,
-    ),
-    "dcgan_mnist": dict(
-        image_shape=(28, 28, 1), build=lambda c: zoo.GAN.dcgan((28, 28, 1), seed=c["seed"]),
-        value_range=(-1.0, 1.0), labels=False, lr=2e-4,
-    ),
-    "cdcgan_mnist": dict(
-        image_shape=(28, 28, 1),
-        build=lambda c: zoo.GAN.dcgan((28, 28, 1), num_classes=10, seed=c["seed"]),
-        value_range=(-1.0, 1.0), labels=True, lr=2e-4,
-    ),
-    "dcgan_cifar10": dict(
-        image_shape=(32, 32, 3), build=lambda c: zoo.GAN.dcgan((32, 32, 3), seed=c["seed"]),
-        value_range=(-1.0, 1.0), labels=False, lr=2e-4,
-    ),
-    "cdcgan_cifar10": dict(
-        image_shape=(32, 32, 3),
-        build=lambda c: zoo.GAN.dcgan((32, 32, 3), num_classes=10, seed=c["seed"]),
-        value_range=(-1.0, 1.0), labels=True, lr=2e-4,
-    ),
+    "gan_mlp_mnist": Recipe(
+        "The paper's GAN (ReLU MLP generator, maxout discriminator) on MNIST", "mnist",
+        lambda s: zoo.GAN.paper_mlp(MNIST, seed=s), _gan_opts(), value_range=(0.0, 1.0)),
+    "dcgan_mnist": Recipe(
+        "DCGAN on MNIST", "mnist", lambda s: zoo.GAN.dcgan(MNIST, seed=s), _gan_opts()),
+    "cdcgan_mnist": Recipe(
+        "Class-conditional DCGAN on MNIST (generate(n, labels=...))", "mnist",
+        lambda s: zoo.GAN.dcgan(MNIST, num_classes=10, seed=s), _gan_opts(), data="labelled"),
+    "dcgan_cifar10": Recipe(
+        "DCGAN on CIFAR-10", "cifar10", lambda s: zoo.GAN.dcgan(CIFAR, seed=s), _gan_opts()),
+    "cdcgan_cifar10": Recipe(
+        "Class-conditional DCGAN on CIFAR-10 (generate(n, labels=...))", "cifar10",
+        lambda s: zoo.GAN.dcgan(CIFAR, num_classes=10, seed=s), _gan_opts(), data="labelled"),
+    "vae_mnist": Recipe(
+        "Gaussian VAE with Larsen et al.'s nets (x0.25 width, 64-d latent) on MNIST", "mnist",
+        lambda s: zoo.VAE.larsen(MNIST, latent_dim=64, width=0.25, pixel_sigma=0.1, seed=s),
+        lambda: dict(optimizer=adam(3e-4))),
+    "vae_cifar10": Recipe(
+        "Gaussian VAE with Larsen et al.'s nets (x0.25 width, 64-d latent) on CIFAR-10", "cifar10",
+        lambda s: zoo.VAE.larsen(CIFAR, latent_dim=64, width=0.25, pixel_sigma=0.1, seed=s),
+        lambda: dict(optimizer=adam(3e-4))),
+    "vaegan_mnist": Recipe(
+        "VAE-GAN (Larsen et al., x0.25 width, 64-d latent, equilibrium 0.68 +- 0.35) on MNIST", "mnist",
+        lambda s: zoo.VAEGAN.larsen(MNIST, latent_dim=64, width=0.25, equilibrium=(0.68, 0.35), seed=s),
+        _vaegan_opts()),
+    "vaegan_cifar10": Recipe(
+        "VAE-GAN (Larsen et al., x0.25 width, 64-d latent, equilibrium 0.68 +- 0.35) on CIFAR-10", "cifar10",
+        lambda s: zoo.VAEGAN.larsen(CIFAR, latent_dim=64, width=0.25, equilibrium=(0.68, 0.35), seed=s),
+        _vaegan_opts()),
+    "avb_ac_mnist": Recipe(
+        "AVB with adaptive contrast, Bernoulli decoder, 32-d latent, on binarised MNIST", "mnist",
+        lambda s: zoo.AVB.build_default(MNIST, latent_dim=32, likelihood="bernoulli", adaptive_contrast=True,
+                                        contrast_samples=4, seed=s),
+        lambda: dict(T_optimizer=adam(3e-4), vae_optimizer=adam(3e-4)),
+        data="binarised", value_range=(0.0, 1.0),
+        split="train split (all), binarised afresh each time an image is drawn (pixel on with probability "
+              "its grey level); test split for the figures"),
+    "dshgan_cifar10_12bit": _dshgan(12),
+    "dshgan_cifar10_48bit": _dshgan(48),
 }
+DEFAULT_STEPS_ENDLESS = 250  # steps per epoch on an endless (semi-supervised) pipeline
+BACKUP_EVERY = 200  # steps between BackupAndRestore checkpoints
 
 
-def atomic_save(model, path):
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    model.save(tmp)
-    os.replace(tmp, path)
+def make_data(recipe, path, batch_size, seed):
+    """The training pipeline; endless pipelines need steps_per_epoch."""
+    if recipe.data == "hashing":
+        from zoo.data.pipeline import semi_supervised_dataset
+
+        split = zdata.cifar10_hashing_split(path, seed=0)
+        x_tr, y_tr = split.arrays("train")
+        x_un, _ = split.arrays("unlabelled")
+        return semi_supervised_dataset(x_tr, y_tr, x_un, batch_size, 0.5, recipe.value_range, seed=seed), True
+    x, y, _ = zdata.load_arrays(path, "train")
+    shape = {"mnist": MNIST, "cifar10": CIFAR}[recipe.dataset]
+    if x.shape[1:] != shape:
+        raise ValueError(f"{path} holds images of shape {x.shape[1:]}; this recipe needs {shape}.")
+    ds = zdata.make_dataset(x, y if recipe.data == "labelled" else None, batch_size=batch_size,
+                            value_range=recipe.value_range, seed=seed)
+    if recipe.data == "binarised":
+        import tensorflow as tf
+
+        ds = ds.map(lambda b: tf.cast(tf.random.uniform(tf.shape(b), seed=seed) < b, tf.float32))
+    return ds, False
+
+
+def sample_grid(model, path, seed):
+    n = 100
+    if isinstance(model, zoo.DSHGAN) or getattr(model, "num_classes", None):
+        images = model.generate(n, seed=seed, labels=np.repeat(np.arange(10), 10))
+    else:
+        images = model.generate(n, seed=seed)
+    return save_image_grid(images, path, cols=10)
+
+
+def command_line(argv):
+    args = sys.argv[1:] if argv is None else list(argv)
+    return "python -m recipes.train " + " ".join(shlex.quote(a) for a in args)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", choices=sorted(RECIPES), metavar="RECIPE", help=f"one of {sorted(RECIPES)}")
-    p.add_argument("--data", required=True, help=".npz, image folder/zip, or tfds name")
-    p.add_argument("--out", default=None, help="output folder (default runs/RECIPE)")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass)")
+    p.add_argument("--data", default=None,
+                   help="the data set (.npz, image folder/zip or tfds name; default ../shared/datasets/<file>)")
+    p.add_argument("--out", default=None, help="run folder: logs, backups, samples (default runs/RECIPE)")
+    p.add_argument("--preset", default=None, help="where the preset goes (default OUT/preset)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs (per phase); default 50, or 1000 with --minutes (the time limit stops it)")
+    p.add_argument("--minutes", type=float, default=None, help="training time budget (split between phases)")
+    p.add_argument("--steps-per-epoch", type=int, default=None,
+                   help=f"batches per epoch (default: one pass; {DEFAULT_STEPS_ENDLESS} for DSH-GAN's endless data)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verbose", type=int, default=1)
+    p.add_argument("--quick-eval", action="store_true", help="measure the figures on subsets")
+    p.add_argument("--no-eval", action="store_true", help="write the preset without figures")
+    p.add_argument("--verbose", type=int, default=1, help="Keras's progress bar (1), one line per epoch (2)")
     args = p.parse_args(argv)
 
+    from recipes import evaluate
+    from zoo import presets
+
     recipe = RECIPES[args.recipe]
+    data_path = Path(args.data) if args.data else evaluate.default_data(recipe.dataset)
     out = Path(args.out or Path("runs") / args.recipe)
+    preset_path = Path(args.preset) if args.preset else out / "preset"
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-
     try:
-        x, y, _ = zdata.load_arrays(args.data, "train")
+        ds, endless = make_data(recipe, data_path, args.batch_size, args.seed)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
-    if x.shape[1:] != recipe["image_shape"]:
-        sys.exit(f"{args.data} holds images of shape {x.shape[1:]}; {args.recipe} needs {recipe['image_shape']}.")
-    ds = zdata.make_dataset(
-        x, y if recipe["labels"] else None, batch_size=args.batch_size,
-        value_range=recipe["value_range"], seed=args.seed,
-    )
-    model = recipe["build"](vars(args))
-    model.compile(
-        d_optimizer=keras.optimizers.Adam(recipe["lr"], beta_1=0.5),
-        g_optimizer=keras.optimizers.Adam(recipe["lr"], beta_1=0.5),
-    )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
-        keras.callbacks.TensorBoard(str(out / "logs"), update_freq=100),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    if args.minutes:
-        callbacks.append(TimeLimit(args.minutes))
-    start = time.monotonic()
-    history = model.fit(
-        ds, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-        callbacks=callbacks, verbose=args.verbose,
-    )
-    seconds = time.monotonic() - start
 
-    atomic_save(model, out / "model.keras")
-    labels = (list(range(10)) * 10)[:100] if model.num_classes else None
-    grid = save_image_grid(model.generate(100, seed=args.seed, labels=labels), out / "samples.png", cols=10)
-    summary = {
-        "recipe": args.recipe, "backend": keras.backend.backend(), "seconds": round(seconds, 1),
-        "steps": int(model.optimizer.iterations.numpy()),
-        "last_logs": {k: float(v[-1]) for k, v in history.history.items()},
+    model = recipe.build(args.seed)
+    model.compile(**recipe.optimizers())
+    epochs = args.epochs or (1000 if args.minutes else 50)
+    steps = args.steps_per_epoch or (DEFAULT_STEPS_ENDLESS if endless else None)
+    phase_dir = out / "phases"
+    start = time.monotonic()
+    history = {}
+    for phase in recipe.phases:
+        tag = phase or "train"
+        done = phase_dir / f"{tag}.weights.h5"
+        if phase is not None:
+            model.phase = phase
+        if done.exists():  # finished in an earlier, interrupted run
+            model.load_weights(done)
+            print(f"[{args.recipe}] phase {tag}: done in an earlier run, weights restored", flush=True)
+            continue
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(out / "backup" / tag), save_freq=BACKUP_EVERY),
+            keras.callbacks.TensorBoard(str(out / "logs" / tag), update_freq=100),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        if args.minutes:
+            callbacks.append(TimeLimit(args.minutes / len(recipe.phases)))
+        print(f"[{args.recipe}] phase {tag}: training on {data_path}", flush=True)
+        h = model.fit(ds, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=args.verbose)
+        history[tag] = {k: float(v[-1]) for k, v in h.history.items()} if h.history else {}
+        if len(recipe.phases) > 1:
+            phase_dir.mkdir(exist_ok=True)
+            tmp = phase_dir / f".{tag}.tmp.weights.h5"
+            model.save_weights(tmp)
+            tmp.replace(done)
+    seconds = time.monotonic() - start
+    if any(not np.isfinite(v) for logs in history.values() for v in logs.values()):
+        sys.exit(f"error: training diverged (NaN or Inf in the last logs: {history}); no preset written.")
+
+    grid = sample_grid(model, out / "samples.png", args.seed)
+    figures = {}
+    if not args.no_eval:
+        print(f"[{args.recipe}] measuring figures{' (quick)' if args.quick_eval else ''} ...", flush=True)
+        figures = evaluate.measure(model, recipe.dataset, data_path, quick=args.quick_eval, seed=args.seed)
+    steps_done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    metadata = {
+        "description": recipe.description,
+        "recipe": args.recipe,
+        "dataset": recipe.dataset,
+        "data": str(args.data or data_path),
+        "split": recipe.split,
+        "command": command_line(argv),
+        "figures": figures,
+        "training": {
+            "seed": args.seed, "batch_size": args.batch_size, "steps": steps_done,
+            "seconds": round(seconds, 1), "minutes_budget": args.minutes, "epochs": epochs,
+            "steps_per_epoch": steps, "phases": [p for p in recipe.phases if p], "last_logs": history,
+            "note": "seconds and steps of the last run; a resumed run continued from its checkpoint",
+        },
     }
+    presets.save_preset(model, preset_path, metadata)
+    # The run is complete: its phase checkpoints are no longer needed.
+    shutil.rmtree(phase_dir, ignore_errors=True)
+    summary = {"recipe": args.recipe, "backend": keras.backend.backend(), "seconds": round(seconds, 1),
+               "steps": steps_done, "last_logs": history, "figures": {k: v["value"] for k, v in figures.items()}}
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
-    print(f"Samples: {grid}\nModel: {out / 'model.keras'}")
+    print(f"Samples: {grid}\nPreset: {preset_path}")
 
 
 if __name__ == "__main__":

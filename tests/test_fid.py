@@ -36,7 +36,7 @@ def test_kernel_distance_is_unbiased_near_zero_for_one_distribution():
 @pytest.mark.parametrize("dataset, fixture", [("mnist", "mnist_path"), ("cifar10", "cifar_path")])
 def test_bundled_classifier_fid_of_real_halves_is_small_and_of_noise_is_large(dataset, fixture, request):
     folder = SAVED_MODELS / f"classifier_{dataset}"
-    if not (folder / "classifier.keras").exists():
+    if not (folder / "config.json").exists():
         pytest.fail(f"{folder} is missing: train it with recipes.train_classifier")
     path = request.getfixturevalue(fixture)
     meta = json.loads((folder / "metadata.json").read_text())

@@ -72,6 +72,15 @@ class AdversarialModel(keras.Model):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 
+    @classmethod
+    def from_preset(cls, preset, compile=False):
+        """The model saved as `preset` (a bundled name from `zoo.list_presets()`, a
+        preset folder, or hf://owner/repo), weights checked against their sha256.
+        Refuses a preset that holds another kind of model. See `zoo.presets`."""
+        from zoo import presets
+
+        return presets.load(preset, expected_class=cls, compile=compile)
+
     def default_optimizer(self, player):
         """Optimizer used when compile() is not given one for `player`."""
         return keras.optimizers.Adam(2e-4, beta_1=0.5)

@@ -2,7 +2,7 @@
 
 Inception weights cannot be downloaded here, so, as in the "domain FID" practice
 of the literature, features come from a classifier trained on the same data set
-(`saved_models/classifier_<dataset>/`, trained by
+(the presets `saved_models/classifier_<dataset>/`, trained by
 `python -m recipes.train_classifier`). Figures are comparable within this zoo,
 not with Inception-FID numbers in papers: say so wherever one is printed.
 
@@ -35,17 +35,28 @@ class FeatureExtractor:
 
     @classmethod
     def load(cls, dataset):
-        """The bundled classifier for `dataset` ("mnist" or "cifar10"), or a folder path."""
-        folder = Path(dataset) if Path(dataset).is_dir() else SAVED_MODELS / f"classifier_{dataset}"
-        path = folder / "classifier.keras"
-        if not path.exists():
-            available = sorted(p.name[len("classifier_"):] for p in SAVED_MODELS.glob("classifier_*"))
-            raise FileNotFoundError(
-                f"No domain classifier at {path}; bundled: {available}. Train one with "
-                "`python -m recipes.train_classifier DATASET --data PATH`."
-            )
-        meta = json.loads((folder / "metadata.json").read_text()) if (folder / "metadata.json").exists() else {}
-        model = keras.saving.load_model(path, compile=False)
+        """The bundled classifier for `dataset` ("mnist" or "cifar10": the preset
+        `classifier_<dataset>`), or a preset folder path."""
+        from zoo import presets
+
+        if Path(dataset).is_dir():
+            folder = Path(dataset)
+        else:
+            folder = SAVED_MODELS / f"classifier_{dataset}"
+            if not folder.is_dir():
+                available = sorted(p.name[len("classifier_"):] for p in SAVED_MODELS.glob("classifier_*"))
+                raise FileNotFoundError(
+                    f"No domain classifier for {dataset!r} at {folder}; bundled: {available}. Train one "
+                    "with `python -m recipes.train_classifier DATASET --data PATH`."
+                )
+        legacy = folder / "classifier.keras"
+        if not (folder / presets.CONFIG_FILE).exists() and legacy.exists():
+            # The layout before presets: a whole-model .keras file (still loaded safely).
+            meta = json.loads((folder / "metadata.json").read_text()) if (folder / "metadata.json").exists() else {}
+            model = keras.saving.load_model(legacy, compile=False, safe_mode=True)
+        else:
+            model = presets.load(folder, expected_class=keras.Model)
+            meta = model.preset_metadata
         return cls(model, meta.get("value_range", (-1.0, 1.0)), name=Path(folder).name)
 
     def __call__(self, images, batch_size=500):
