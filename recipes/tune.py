@@ -6,7 +6,8 @@
 Running the same command again resumes the search in --dir: finished trials are
 kept, and only the remaining ones run. The objective is read from the fit logs:
 domain FID of samples against 2,000 held-out training images (val_fid) for the
-generators, the validation negative ELBO (val_loss) for the VAE, and for
+generators, the validation negative ELBO (val_loss) for the VAE, the AIS negative
+log-likelihood of 200 held-out binarised images (val_nll) for AVB, and for
 DSH-GAN (`--data` a labelled image folder/zip/npz, e.g. CIFAR-10) the MAP
 (val_map) of 200 held-out labelled queries against 800 other held-out
 labelled images; it trains on the rest, with the seeded protocol's share of
@@ -25,9 +26,9 @@ import keras
 
 from zoo import data as zdata
 from zoo.metrics import FeatureExtractor
-from zoo.tuning import DSHGANHyperModel, GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
+from zoo.tuning import AVBHyperModel, DSHGANHyperModel, GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
 
-MODELS = ("dcgan", "gan_mlp", "vaegan", "vae", "dshgan")
+MODELS = ("dcgan", "gan_mlp", "vaegan", "vae", "avb", "dshgan")
 DATASETS = {(28, 28, 1): "mnist", (32, 32, 3): "cifar10"}
 
 
@@ -53,6 +54,8 @@ def main(argv=None):
     shape = tuple(x.shape[1:])
     if args.model == "dshgan":
         return tune_dshgan(args, x, y, shape)
+    if args.model == "avb":
+        return tune_avb(args, x, shape)
     val_idx, train_idx = zdata.holdout(len(x), 2000, seed=args.seed)
     x_val, x_train = x[val_idx], x[train_idx]
     value_range = (0.0, 1.0) if args.model == "gan_mlp" else (-1.0, 1.0)
@@ -99,6 +102,27 @@ def tune_dshgan(args, x, y, shape):
     train = zdata.pipeline.semi_supervised_dataset(x[labelled], y[labelled], x[unlabelled],
                                                    args.batch_size, 0.5, seed=args.seed)
     tuner.search(train, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch or 200, verbose=2)
+    tuner.results_summary(num_trials=5)
+    if args.write_best:
+        _save_atomically(tuner.get_best_models(1)[0], args.write_best)
+
+
+def tune_avb(args, x, shape):
+    # Binarised with a fixed threshold (pixels > 127), Bernoulli likelihood in [0, 1].
+    xb = (x > 127).astype("float32")
+    val_idx, train_idx = zdata.holdout(len(xb), 2000, seed=args.seed)
+    hypermodel = AVBHyperModel(shape, val_data=xb[val_idx[:200]])
+    try:
+        tuner = make_tuner(hypermodel, args.tuner, args.max_trials, args.dir, args.model,
+                           objective=args.objective, seed=args.seed, max_epochs=args.epochs)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    import tensorflow as tf
+
+    train = (tf.data.Dataset.from_tensor_slices(xb[train_idx]).shuffle(len(train_idx), seed=args.seed)
+             .batch(args.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    tuner.search(train, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                 validation_data=xb[val_idx], verbose=2)
     tuner.results_summary(num_trials=5)
     if args.write_best:
         _save_atomically(tuner.get_best_models(1)[0], args.write_best)

@@ -119,3 +119,24 @@ def test_dshgan_search_maximises_validation_map(tmp_path):
         make_tuner(DSHGANHyperModel((16, 16, 3), 3), objective="val_map", directory=tmp_path)
     with pytest.raises(ValueError, match="margins must satisfy"):
         DSHGANHyperModel((16, 16, 3), 3, margins=(0.5, 0.1))
+
+
+def test_avb_search_minimises_validation_nll_by_ais(tmp_path):
+    from zoo.tuning import AVBHyperModel
+
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(64, 8)) < 0.3).astype("float32")  # binary vectors
+    hm = AVBHyperModel((8,), val_data=x[:8], latent_dims=(2,), hidden=(16,),
+                       nll_settings=dict(num_steps=10, num_chains=2, leapfrog_steps=2))
+    tuner = make_tuner(hm, "random", max_trials=2, directory=tmp_path, project_name="avb")
+    assert tuner.oracle.objective.direction == "min"
+    tuner.search(x, epochs=1, batch_size=16, verbose=0)
+    trials = tuner.oracle.get_best_trials(2)
+    assert len(trials) == 2
+    # A Bernoulli NLL of 8 binary pixels is positive and finite.
+    assert all(0.0 < t.score < 1e3 for t in trials)
+    assert trials[0].score <= trials[1].score
+    with pytest.raises(ValueError, match="val_nll objective needs val_data"):
+        make_tuner(AVBHyperModel((8,)), objective="val_nll", directory=tmp_path)
+    with pytest.raises(ValueError, match="t_steps values must be int >= 1"):
+        AVBHyperModel((8,), t_steps=(0,))

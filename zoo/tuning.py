@@ -7,6 +7,9 @@ that the tuner reads from the `fit` logs:
 - generators (GAN, VAE-GAN): "val_fid", domain FID of generated samples against
   held-out real images, added to the logs at each epoch end by `FIDCallback`;
 - the VAE: "val_loss", the negative ELBO on the validation data;
+- AVB: "val_nll", the negative AIS log-likelihood of held-out data (the
+  estimated -ELBO in AVB's `val_loss` rests on T's own KL estimate, which
+  differs between trials, so it cannot rank them), added by `NLLCallback`;
 - DSH-GAN: "val_map", MAP of Hamming ranking of held-out queries against a
   held-out database, added by `MAPCallback` (maximised).
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from zoo.metrics.fid import frechet_distance, statistics
 from zoo.metrics.retrieval import mean_average_precision
-from zoo.models import DSHGAN, GAN, VAE, VAEGAN
+from zoo.models import AVB, DSHGAN, GAN, VAE, VAEGAN
 
 
 class FIDCallback(keras.callbacks.Callback):
@@ -79,6 +82,33 @@ class MAPCallback(keras.callbacks.Callback):
                 self.model.hash(self.queries), self.model.hash(self.database),
                 self.query_labels, self.database_labels, top_k=self.top_k,
             )
+        logs[self.name] = self.last
+
+
+class NLLCallback(keras.callbacks.Callback):
+    """Adds logs[name]: the mean negative log-likelihood (nats per example) of
+    `data` under the model, by annealed importance sampling
+    (`zoo.metrics.loglik.ais_log_likelihood`; needs only p(z) and p(x|z), so it
+    serves AVB and the VAE alike), every `every` epochs. The default AIS
+    settings are light, for ranking trials; use the metric directly for figures."""
+
+    def __init__(self, data, num_steps=100, num_chains=4, leapfrog_steps=5, seed=0, every=1,
+                 name="val_nll"):
+        super().__init__()
+        if len(data) < 1:
+            raise ValueError("NLLCallback needs at least one held-out example.")
+        self.data, self.every, self.name = data, int(every), name
+        self.settings = dict(num_steps=num_steps, num_chains=num_chains,
+                             leapfrog_steps=leapfrog_steps, seed=seed)
+        self.last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        from zoo.metrics.loglik import ais_log_likelihood
+
+        if logs is None:
+            return
+        if self.last is None or (epoch + 1) % self.every == 0:
+            self.last = -float(np.mean(ais_log_likelihood(self.model, self.data, **self.settings)))
         logs[self.name] = self.last
 
 
@@ -217,6 +247,50 @@ class VAEHyperModel(_ZooHyperModel):
                            seed=0)
         model.compile(optimizer=self._adam(hp, "vae"))
         return model
+
+
+class AVBHyperModel(_ZooHyperModel):
+    """AVB: Adam of T and of (encoder, decoder), adaptive contrast on or off, T's
+    steps per VAE step, latent size; objective: validation NLL by AIS
+    (`val_data` given) or the estimated validation -ELBO ("val_loss") otherwise."""
+
+    objective_name = "val_nll"
+    log_names = ("loss", "reconstruction", "kl", "t_loss")
+
+    def __init__(self, data_shape, val_data=None, latent_dims=(8, 32), adaptive_contrast=(True, False),
+                 t_steps=(1, 2), learning_rates=(3e-5, 1e-3), beta_1s=(0.5, 0.9), hidden=(256, 256),
+                 nll_settings=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_shape, self.hidden = tuple(data_shape), tuple(hidden)
+        self.latent_dims = _check_choices("latent_dims", latent_dims, int, 1)
+        self.adaptive_contrast = _check_choices("adaptive_contrast", adaptive_contrast, bool)
+        self.t_steps = _check_choices("t_steps", t_steps, int, 1)
+        self.learning_rates = _check_range("learning_rates", learning_rates)
+        self.beta_1s = _check_choices("beta_1s", beta_1s, float, 0.0, 0.999)
+        self.val_data, self.nll_settings = val_data, dict(nll_settings or {})
+        if val_data is None:
+            self.objective_name = "val_loss"
+
+    def check_objective(self, name):
+        if name == "val_nll" and self.val_data is None:
+            raise ValueError("The val_nll objective needs val_data (held-out examples).")
+        if name != "val_nll":
+            super().check_objective(name)
+
+    def build(self, hp):
+        model = AVB.build_default(
+            self.data_shape, latent_dim=hp.Choice("latent_dim", self.latent_dims), hidden=self.hidden,
+            adaptive_contrast=hp.Choice("adaptive_contrast", self.adaptive_contrast),
+            t_steps=hp.Choice("t_steps", self.t_steps), seed=0,
+        )
+        model.compile(T_optimizer=self._adam(hp, "T"), vae_optimizer=self._adam(hp, "vae"))
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if self.val_data is not None:
+            callbacks.insert(0, NLLCallback(self.val_data, **self.nll_settings))
+        return model.fit(*args, callbacks=callbacks, **kwargs)
 
 
 class DSHGANHyperModel(_ZooHyperModel):
