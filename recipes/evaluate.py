@@ -178,7 +178,7 @@ def _measure_hashing(model, data_path, size, log):
              f"(zoo.data.cifar10_hashing_split, seed 0), {model.code_length}-bit codes")
     figures = {
         "map": _figure(mean_average_precision(codes_q, codes_db, y_q, y_db),
-                       f"MAP over the whole ranked database, ties by database position; {scope}"),
+                       f"MAP over the full ranking of the database images (no top-k cut-off), ties by database position; {scope}"),
         "precision_radius_2": _figure(precision_within_radius(codes_q, codes_db, y_q, y_db, radius=2),
                                       f"mean precision within Hamming radius 2, empty retrievals count 0; {scope}"),
     }
