@@ -1,0 +1,945 @@
+"""The zoo's Gradio app: generation, reconstruction, retrieval and model cards.
+
+    python -m demos                      # http://127.0.0.1:7860, the bundled presets
+    python -m demos --database ../shared/datasets/cifar10.zip --port 7861
+
+One `gr.Blocks` app with four tabs:
+
+- Generate: any generator preset (GAN family, VAE, VAE-GAN, AVB, DSH-GAN's G),
+  a seed, a number of images, a class for conditional models; and a latent
+  interpolation between two seeds, as a grid (row r goes from seed A's r-th
+  latent to seed B's r-th).
+- Reconstruct: a sketch or an upload, reconstructed by every VAE / VAE-GAN /
+  AVB preset, each after converting the image to that preset's shape
+  (grayscale/RGB, alpha, inversion, crop and resize, all listed in the output).
+- Retrieve: a DSH-GAN preset hashes a query (an example from the database or an
+  upload); the top-k database images with their Hamming distances and labels,
+  and the precision of the list when the query's label is known.
+- Model cards: each preset's metadata (data, split, recipe command, figures).
+
+Presets are discovered when the app is built: a kind with none bundled gets a
+tab that says what is missing and how to train it. Models load on first use and
+run on whatever Keras backend is set (KERAS_BACKEND).
+
+The retrieval database must exist offline: by default it is scikit-learn's
+`load_digits` (1,797 labelled 8x8 handwritten digits, shipped inside the
+scikit-learn wheel, so no download), padded by 2 pixels and resized to the
+preset's shape. `--database` takes anything `zoo.data.load_arrays` reads (a
+keras-style .npz, an image folder or a zip of one) or a tfds name. The database
+is hashed once per (preset weights, database) pair and the index cached under
+`$ZOO_CACHE/demo` (default ~/.cache/keras-gan-zoo/demo).
+"""
+
+import functools
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+import gradio as gr
+
+log = logging.getLogger("demos")
+# A message for the user (a toast in the UI, AppError in gradio_client); expected, so no server traceback.
+UserError = functools.partial(gr.Error, print_exception=False)
+
+KINDS = {"zoo>GAN": "GAN", "zoo>VAE": "VAE", "zoo>VAEGAN": "VAE-GAN", "zoo>AVB": "AVB", "zoo>DSHGAN": "DSH-GAN"}
+GENERATOR_KINDS = ("GAN", "VAE", "VAE-GAN", "AVB", "DSH-GAN")
+AUTOENCODER_KINDS = ("VAE", "VAE-GAN", "AVB")
+HASHER_KINDS = ("DSH-GAN",)
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "digits": [str(i) for i in range(10)],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+TRAIN_HINTS = {
+    "generators": "python -m recipes.train dcgan_mnist --data ../shared/datasets/mnist.npz "
+                  "--preset saved_models/dcgan_mnist",
+    "autoencoders": "python -m recipes.train vae_mnist --data ../shared/datasets/mnist.npz "
+                    "--preset saved_models/vae_mnist  (or vaegan_mnist, avb_ac_mnist)",
+    "hashers": "python -m recipes.train dshgan_cifar10_48bit --data ../shared/datasets/cifar10.zip "
+               "--preset saved_models/dshgan_cifar10_48bit",
+}
+MAX_PIXELS = 25_000_000  # bigger uploads are refused with a message, before decoding
+MAX_IMAGES = 64
+MAX_STEPS = 16
+MAX_K = 50
+CELL = 84  # displayed cell size (pixels) of the grids: small images are upscaled
+EACH_CLASS = "each class in turn"
+UNKNOWN = "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PresetInfo:
+    name: str
+    path: Path
+    model: str  # registered name or class name from config.json
+    kind: str | None  # one of KINDS' values, or None (classifiers, ...)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def description(self):
+        return self.meta.get("description") or self.model
+
+    @property
+    def dataset(self):
+        return self.meta.get("dataset")
+
+    @property
+    def label(self):
+        return f"{self.name} ({self.kind or self.model})"
+
+
+def _read_preset(name, path):
+    config = json.loads((path / "config.json").read_text())
+    try:
+        meta = json.loads((path / "metadata.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    model = config.get("registered_name") or config.get("class_name", "?")
+    return PresetInfo(name, path, model, KINDS.get(model), meta)
+
+
+def discover_presets(preset_names=None, preset_dirs=None):
+    """{name: PresetInfo} of the bundled presets and of those in `preset_dirs`
+    (each a preset folder or a folder of presets); `preset_names` keeps only those.
+    Returns (presets, problems): unreadable presets are skipped and reported."""
+    from zoo.presets import SAVED_MODELS, list_presets
+
+    found, problems = {}, []
+    candidates = [(n, SAVED_MODELS / n) for n in list_presets()]
+    for d in preset_dirs or ():
+        d = Path(d).expanduser()
+        if (d / "config.json").exists():
+            candidates.append((d.name, d))
+        elif d.is_dir():
+            candidates += [(s.name, s) for s in sorted(d.iterdir())
+                           if s.is_dir() and not s.name.startswith(".") and (s / "config.json").exists()]
+        else:
+            problems.append(f"{d}: not a folder")
+    for name, path in candidates:
+        if preset_names is not None and name not in preset_names:
+            continue
+        try:
+            found[name] = _read_preset(name, path)
+        except (OSError, ValueError) as e:
+            problems.append(f"{name}: unreadable ({e})")
+    return found, problems
+
+
+class ModelStore:
+    """Loads presets on first use (once, under a per-preset lock) and serialises each model's calls."""
+
+    def __init__(self, presets):
+        self.presets = presets
+        self._models = {}
+        self._locks = {name: threading.RLock() for name in presets}
+
+    def info(self, name):
+        if name not in self.presets:
+            raise UserError(f"No preset {name!r} in this app; choose one of {', '.join(self.presets) or '(none)'}.")
+        return self.presets[name]
+
+    def lock(self, name):
+        self.info(name)
+        return self._locks[name]
+
+    def get(self, name):
+        info = self.info(name)
+        with self._locks[name]:
+            if name not in self._models:
+                import zoo
+
+                start = time.monotonic()
+                self._models[name] = zoo.load(info.path)
+                log.info("loaded %s in %.1f s", name, time.monotonic() - start)
+            return self._models[name]
+
+    def of_kind(self, kinds):
+        return [n for n, p in self.presets.items() if p.kind in kinds]
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------
+def open_image(path):
+    """A PIL image from a file, or a gr.Error saying why not (not an image, too big)."""
+    try:
+        im = Image.open(path)
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise UserError(
+                f"The image is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); this app takes images of at "
+                f"most {MAX_PIXELS / 1e6:.0f} megapixels. Shrink it first."
+            )
+        im.load()
+        return im
+    except gr.Error:
+        raise
+    except Image.DecompressionBombError:
+        raise UserError(f"The image is too large to open safely (over {MAX_PIXELS / 1e6:.0f} megapixels).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        name = Path(str(path)).name
+        raise UserError(
+            f"{name} is not an image this app can read (PNG, JPEG, WebP, BMP or GIF): {e.__class__.__name__}."
+        ) from None
+
+
+def ImageUpload(**kwargs):  # noqa: N802 - used like a component class
+    """A gr.Image whose preprocessing turns unreadable or huge files into a readable gr.Error.
+
+    The instance's preprocess is wrapped (a subclass would make Gradio write a
+    .pyi stub next to this file)."""
+    component = gr.Image(**kwargs)
+    preprocess = component.preprocess
+
+    def safe_preprocess(payload):
+        if payload is not None and getattr(payload, "path", None):
+            open_image(payload.path).close()
+        try:
+            return preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - anything else decoding the upload
+            raise UserError(f"Could not read the uploaded image: {e.__class__.__name__}: {e}") from None
+
+    component.preprocess = safe_preprocess
+    return component
+
+
+def to_shape(im, shape, invert="auto"):
+    """Convert a PIL image to a model's (H, W, C) uint8 array; returns (array, notes).
+
+    Alpha is composited onto white; colour <-> grayscale by PIL's conversions;
+    `invert` ("auto", True, False) flips a grayscale image whose mean is bright
+    (dark strokes on light paper -> MNIST's light digits on black; "auto" only
+    for 1-channel shapes); a different aspect ratio is centre-cropped; then a
+    Lanczos resize. `notes` says what was done."""
+    h, w, c = (tuple(shape) + (1,))[:3] if len(shape) == 2 else tuple(shape)
+    notes = []
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            notes.append(f"{im.mode} with transparency: composited onto white")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba).convert("RGB")
+        if c == 1:
+            notes.append("RGB -> grayscale")
+            im = im.convert("L")
+        elif not notes:
+            notes.append("alpha channel dropped (opaque)")
+    elif c == 1 and im.mode != "L":
+        notes.append(f"{im.mode} -> grayscale")
+        im = im.convert("L")
+    elif c == 3 and im.mode != "RGB":
+        notes.append(f"{'grayscale' if im.mode in ('L', '1', 'I', 'F', 'I;16') else im.mode} -> RGB"
+                     + (" (the gray level copied to R, G and B)" if im.mode == "L" else ""))
+        im = im.convert("RGB")
+    if c not in (1, 3):
+        raise UserError(f"The model takes {c}-channel images; this app handles 1 (grayscale) or 3 (RGB).")
+    do_invert = invert is True or (invert == "auto" and c == 1 and np.asarray(im).mean() > 127)
+    if do_invert:
+        im = ImageOps.invert(im)
+        notes.append("inverted (dark on light -> light on dark, as the training data)")
+    if im.size != (w, h):
+        src = im.size
+        if abs(src[0] / src[1] - w / h) > 0.01:
+            im = ImageOps.fit(im, (max(1, round(src[1] * w / h)) if src[0] * h > src[1] * w else src[0],
+                                   src[1] if src[0] * h > src[1] * w else max(1, round(src[0] * h / w))),
+                              Image.Resampling.BICUBIC)
+            notes.append(f"centre-cropped {src[0]}x{src[1]} -> {im.size[0]}x{im.size[1]} ({w}:{h})")
+        notes.append(f"resized {im.size[0]}x{im.size[1]} -> {w}x{h} (Lanczos)")
+        im = im.resize((w, h), Image.Resampling.LANCZOS)
+    x = np.asarray(im, dtype=np.uint8)
+    if x.ndim == 2:
+        x = x[..., None]
+    return x, notes
+
+
+def to_uint8(x):
+    """Floats in [0, 1] (or uint8) -> uint8."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x
+    return np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def png_file(x):
+    """Write an image array as a PNG named by its content (atomically) and return the path.
+
+    Handlers return paths rather than arrays: Gradio writes array outputs into
+    its cache in place, so two identical outputs served at once (20 users
+    retrieving the same example) could read a half-written file; a finished
+    file is copied into the cache atomically."""
+    x = to_uint8(x)
+    buf = io.BytesIO()
+    Image.fromarray(x[..., 0] if x.ndim == 3 and x.shape[-1] == 1 else x).save(buf, format="png")
+    data = buf.getvalue()
+    folder = Path(tempfile.gettempdir()) / "zoo-demo-images"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.png"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def upscale(x, cell=CELL):
+    """An (H, W, C) uint8 image enlarged by an integer factor (nearest) to about `cell` pixels."""
+    x = to_uint8(x)
+    f = max(1, cell // max(x.shape[0], x.shape[1]))
+    x = np.repeat(np.repeat(x, f, axis=0), f, axis=1)
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def grid_shape(n, cols, h, w, cell=CELL, pad=2):
+    """The (height, width) of `image_grid` of n images of h x w: tests check outputs with it."""
+    f = max(1, cell // max(h, w))
+    rows = -(-n // cols)
+    return rows * (h * f + pad) + pad, cols * (w * f + pad) + pad
+
+
+def image_grid(images, cols, cell=CELL, pad=2):
+    """(n, H, W, C) floats in [0, 1] -> one uint8 grid image (H x W upscaled by an integer factor)."""
+    images = to_uint8(images)
+    n, h, w, c = images.shape
+    f = max(1, cell // max(h, w))
+    rows = -(-n // cols)
+    gh, gw = grid_shape(n, cols, h, w, cell, pad)
+    out = np.full((gh, gw, c), 255, np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        tile = np.repeat(np.repeat(images[i], f, axis=0), f, axis=1)
+        y0, x0 = pad + r * (h * f + pad), pad + k * (w * f + pad)
+        out[y0:y0 + h * f, x0:x0 + w * f] = tile
+    return out[..., 0] if c == 1 else out
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+# ---------------------------------------------------------------------------------------------
+def class_names(info, num_classes):
+    names = CLASS_NAMES.get(info.dataset) or info.meta.get("class_names")
+    if not names or len(names) != num_classes:
+        names = [str(i) for i in range(num_classes)]
+    return list(names)
+
+
+def num_classes_of(model):
+    return getattr(model, "num_classes", None) if hasattr(model, "decode_latents") else None
+
+
+def latents(model, n, seed):
+    """The latents `model.generate(n, seed)` draws (NumPy's generator: the same on every backend)."""
+    rng = np.random.default_rng(seed)
+    if hasattr(model, "decode_latents"):  # GAN family and DSH-GAN's G
+        if model.latent_distribution == "uniform":
+            r = 3.0**0.5
+            return rng.uniform(-r, r, (n, model.latent_dim)).astype("float32")
+        return rng.standard_normal((n, model.latent_dim)).astype("float32")
+    return rng.standard_normal((n, model.latent_dim)).astype("float32")  # zoo.models.common.seeded_normal
+
+
+BUCKET = 64  # model calls get batches padded to a multiple of this: few shapes, few JAX/XLA compiles
+
+
+def padded(fn, *arrays, bucket=BUCKET):
+    """fn(*arrays) with the batch zero-padded to a multiple of `bucket` rows, output cut back.
+
+    On JAX every new input shape compiles anew (seconds); padding keeps the
+    shapes to a few, whatever number of images is asked for."""
+    n = len(arrays[0])
+    m = -(-n // bucket) * bucket
+    if m == n:
+        return fn(*arrays)
+    pad = [np.concatenate([a, np.zeros((m - n, *a.shape[1:]), a.dtype)]) for a in arrays]
+    return fn(*pad)[:n]
+
+
+def decode(model, z, labels=None):
+    if hasattr(model, "decode_latents"):
+        if num_classes_of(model):
+            labels = np.eye(model.num_classes, dtype="float32")[np.asarray(labels, int)]
+            return padded(model.decode_latents, z, labels)
+        return padded(model.decode_latents, z)
+    return padded(model.decode, z)
+
+
+def labels_for(choice, names, n):
+    if choice in (None, "", EACH_CLASS):
+        return np.arange(n) % len(names)
+    if choice not in names:
+        raise UserError(f"Unknown class {choice!r}; choose one of {', '.join(names)} or '{EACH_CLASS}'.")
+    return np.full(n, names.index(choice))
+
+
+def _int(value, name, lo, hi):
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a whole number; got {value!r}.") from None
+    if not lo <= v <= hi:
+        raise UserError(f"{name} must be between {lo} and {hi}; got {v}.")
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# Retrieval database
+# ---------------------------------------------------------------------------------------------
+def cache_root():
+    from zoo.data.sources import cache_dir
+
+    return cache_dir() / "demo"
+
+
+def load_database_arrays(spec, split="test", limit=None):
+    """(x uint8 NHWC, y int64, class names, description) of a database spec:
+    "digits" (scikit-learn's load_digits, offline), or anything zoo.data.load_arrays reads."""
+    if spec in (None, "", "digits"):
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)  # ink is high: light digits on black
+        x = np.pad(x, ((0, 0), (2, 2), (2, 2)))[..., None]  # a margin, as MNIST's
+        y = d.target.astype(np.int64)
+        names, desc = [str(i) for i in range(10)], "scikit-learn's load_digits (1,797 labelled 8x8 digits)"
+    else:
+        from zoo.data import load_arrays
+
+        x, y, names = load_arrays(spec, split)
+        desc = f"{spec} ({split} split)"
+    if limit and len(x) > limit:
+        keep = np.sort(np.random.default_rng(0).permutation(len(x))[:limit])
+        x, y = x[keep], y[keep]
+        desc += f", {limit:,} images drawn with seed 0"
+    if not names or len(names) <= int(y.max()):
+        names = [str(i) for i in range(int(y.max()) + 1)]
+    return x, y, list(names), desc
+
+
+@dataclass
+class Database:
+    x: np.ndarray  # uint8, converted to the preset's shape
+    y: np.ndarray
+    names: list
+    index: object  # zoo.retrieval.HammingIndex
+    description: str
+    cache_path: Path
+    from_cache: bool
+    seconds: float
+
+
+class Retrieval:
+    """One hashed database per DSH-GAN preset, built on first use and cached on disk."""
+
+    def __init__(self, store, spec="digits", split="test", limit=10_000):
+        self.store, self.spec, self.split, self.limit = store, spec, split, limit
+        self._dbs, self._lock = {}, threading.Lock()
+        self._raw = None
+
+    def raw(self):
+        if self._raw is None:
+            self._raw = load_database_arrays(self.spec, self.split, self.limit)
+        return self._raw
+
+    def get(self, name, progress=None):
+        with self._lock:
+            if name in self._dbs:
+                return self._dbs[name]
+            db = self._build(name, progress)
+            self._dbs[name] = db
+            return db
+
+    def _build(self, name, progress):
+        from zoo.retrieval import HammingIndex
+
+        start = time.monotonic()
+        model = self.store.get(name)
+        x_raw, y, names, desc = self.raw()
+        shape = tuple(model.data_shape)
+        fp = hashlib.sha256()
+        fp.update(repr((x_raw.shape, shape)).encode())
+        fp.update(x_raw.tobytes())
+        fp.update(y.tobytes())
+        weights = self.store.info(name).meta.get("sha256") or name
+        path = cache_root() / f"{name}-{weights[:16]}-{fp.hexdigest()[:16]}.hidx"
+        x = self._convert(x_raw, shape, progress)
+        if path.exists():
+            try:
+                index = HammingIndex.load(path)
+                if len(index) == len(x) and index.bits == model.code_length:
+                    return Database(x, y, names, index, desc, path, True, time.monotonic() - start)
+            except (OSError, ValueError) as e:
+                log.warning("rebuilding the index: %s", e)
+        index = HammingIndex(model.code_length)
+        batch = 512
+        with self.store.lock(name):
+            for s in range(0, len(x), batch):
+                if progress is not None:
+                    progress(s / len(x), desc=f"Hashing the database with {name}: {s:,}/{len(x):,}")
+                index.add(padded(model.hash, x[s:s + batch], bucket=batch))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index.save(path)
+        return Database(x, y, names, index, desc, path, False, time.monotonic() - start)
+
+    @staticmethod
+    def _convert(x_raw, shape, progress):
+        h, w, c = shape
+        if x_raw.shape[1:] == (h, w, c):
+            return x_raw
+        if x_raw.shape[1:3] == (h, w):  # channels only
+            return np.repeat(x_raw, c, axis=-1) if c == 3 else np.round(
+                x_raw.astype("float32") @ np.array([0.299, 0.587, 0.114], "float32"))[..., None].astype(np.uint8)
+        out = np.empty((len(x_raw), h, w, c), np.uint8)
+        for i, img in enumerate(x_raw):
+            if progress is not None and i % 500 == 0:
+                progress(i / len(x_raw), desc=f"Converting the database to {h}x{w}x{c}: {i:,}/{len(x_raw):,}")
+            im = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+            out[i] = to_shape(im, shape, invert=False)[0]
+        return out
+
+
+def exact_first(db, query, distances, ids, k):
+    """Put database images identical to the query (pixel for pixel) first among the
+    distance-0 hits, so a database image retrieves itself first whatever the tie order."""
+    lims, _, zero_ids = db.index.range_search(query["code"], 0)
+    same = [int(i) for i in zero_ids if np.array_equal(db.x[i], query["x"])]
+    if not same:
+        return distances, ids
+    rest = [(int(d), int(i)) for d, i in zip(distances, ids) if int(i) not in same]
+    pairs = [(0, i) for i in same] + rest
+    pairs = pairs[:k]
+    return np.array([d for d, _ in pairs]), np.array([i for _, i in pairs])
+
+
+# ---------------------------------------------------------------------------------------------
+# Model cards
+# ---------------------------------------------------------------------------------------------
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def model_card(info):
+    m = info.meta
+    lines = [f"### {info.name}", "", f"**{info.description}**", "",
+             f"| | |\n|---|---|\n| model | `{info.model}`{' (' + info.kind + ')' if info.kind else ''} |"]
+    for key in ("dataset", "data", "split", "recipe", "backend", "trained_on_backend", "keras_version",
+                "zoo_version", "created"):
+        if m.get(key) is not None:
+            lines.append(f"| {key.replace('_', ' ')} | {_fmt(m[key])} |")
+    training = m.get("training") or {}
+    for key in ("seconds", "steps", "batch_size", "seed"):
+        if training.get(key) is not None:
+            lines.append(f"| training {key.replace('_', ' ')} | {_fmt(training[key])} |")
+    if m.get("weights_bytes"):
+        lines.append(f"| weights | {m['weights_bytes'] / 1e6:.1f} MB, sha256 `{str(m.get('sha256', ''))[:16]}...` |")
+    lines.append("")
+    if m.get("command"):
+        lines += ["**Recipe** (reproduces this preset):", "", "```bash", m["command"], "```", ""]
+    figures = m.get("figures") or {}
+    if figures:
+        lines += ["**Measured figures**", "", "| figure | value | how it was measured |", "|---|---|---|"]
+        for name, f in figures.items():
+            if isinstance(f, dict):
+                value = _fmt(f.get("value"))
+                err = f.get("std_error", f.get("std"))
+                if err is not None:
+                    value += f" ± {_fmt(err)}"
+                how = str(f.get("how", "")).replace("|", "/")
+            else:
+                value, how = _fmt(f), ""
+            lines.append(f"| {name} | {value} | {how} |")
+    else:
+        lines.append("_No measured figures recorded in this preset's metadata._")
+    lines += ["", f"Folder: `{info.path}`"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------------
+def readable(fn):
+    """Every handler: a gr.Error with a message for any failure, the traceback only in the server log."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log.exception("handler %s failed", fn.__name__)
+            raise UserError(f"{fn.__name__} failed: {e.__class__.__name__}: {e}") from None
+
+    return wrapper
+
+
+class Handlers:
+    def __init__(self, store, retrieval):
+        self.store, self.retrieval = store, retrieval
+
+    # -- generate ---------------------------------------------------------------------------
+    def class_choices(self, name):
+        """(choices, visible) of the class dropdown for a generator preset."""
+        if not name:
+            return [], False
+        info = self.store.info(name)
+        model = self.store.get(name)
+        k = num_classes_of(model)
+        if not k:
+            return [], False
+        return [EACH_CLASS] + class_names(info, k), True
+
+    def on_generator(self, name):
+        choices, visible = self.class_choices(name)
+        return gr.update(choices=choices, value=choices[0] if choices else None, visible=visible)
+
+    def generate(self, name, n, seed, label, progress=gr.Progress()):
+        info = self.store.info(name)
+        if info.kind not in GENERATOR_KINDS:
+            raise UserError(f"{name} is a {info.kind or info.model}, not a generator.")
+        n = _int(n, "Number of images", 1, MAX_IMAGES)
+        seed = _int(seed, "Seed", 0, 2**32 - 1)
+        progress(0.1, desc=f"Loading {name}")
+        model = self.store.get(name)
+        k = num_classes_of(model)
+        labels = labels_for(label, class_names(info, k), n) if k else None
+        progress(0.4, desc=f"Generating {n} images")
+        start = time.monotonic()
+        with self.store.lock(name):
+            images = decode(model, latents(model, n, seed), labels)
+        cols = int(np.ceil(np.sqrt(n))) if not k or label not in (None, "", EACH_CLASS) else min(n, k)
+        note = f"{n} images from **{name}**, seed {seed}" + (
+            f", classes: {label or EACH_CLASS}" if k else "") + f" ({time.monotonic() - start:.2f} s)"
+        return png_file(image_grid(images, cols)), note
+
+    def interpolate(self, name, seed_a, seed_b, steps, rows, label, spherical, progress=gr.Progress()):
+        from zoo.models.common import slerp
+
+        info = self.store.info(name)
+        if info.kind not in GENERATOR_KINDS:
+            raise UserError(f"{name} is a {info.kind or info.model}, not a generator.")
+        seed_a, seed_b = _int(seed_a, "Seed A", 0, 2**32 - 1), _int(seed_b, "Seed B", 0, 2**32 - 1)
+        steps, rows = _int(steps, "Steps", 2, MAX_STEPS), _int(rows, "Rows", 1, 8)
+        progress(0.1, desc=f"Loading {name}")
+        model = self.store.get(name)
+        za, zb = latents(model, rows, seed_a), latents(model, rows, seed_b)
+        t = np.linspace(0.0, 1.0, steps, dtype="float32")[None, :, None]
+        if spherical:
+            z = slerp(za[:, None], zb[:, None], t)
+        else:
+            z = (1 - t) * za[:, None] + t * zb[:, None]
+        z = z.reshape(rows * steps, -1).astype("float32")
+        k = num_classes_of(model)
+        labels = None
+        if k:
+            per_row = labels_for(label, class_names(info, k), rows)
+            labels = np.repeat(per_row, steps)
+        progress(0.4, desc=f"Decoding {rows * steps} latents")
+        with self.store.lock(name):
+            images = decode(model, z, labels)
+        note = (f"{'Spherical' if spherical else 'Linear'} interpolation, {steps} steps, from seed {seed_a} "
+                f"(left) to seed {seed_b} (right); row r joins the r-th latent of each seed.")
+        return png_file(image_grid(images, steps)), note
+
+    # -- reconstruct --------------------------------------------------------------------------
+    def reconstruct(self, image, names, invert="auto", progress=gr.Progress(), source="upload"):
+        if image is None:
+            raise UserError("No image: upload one (PNG, JPEG, WebP, BMP or GIF) or draw in the sketchpad.")
+        names = [n for n in (names or []) if n]
+        if not names:
+            raise UserError("Choose at least one VAE, VAE-GAN or AVB preset.")
+        invert = {"auto": "auto", "yes": True, "no": False}.get(invert, "auto")
+        gallery, lines = [], [f"Input: {image.size[0]}x{image.size[1]} {image.mode} ({source})", ""]
+        for i, name in enumerate(names):
+            info = self.store.info(name)
+            if info.kind not in AUTOENCODER_KINDS:
+                raise UserError(f"{name} is a {info.kind or info.model}, not a VAE, VAE-GAN or AVB.")
+            progress(i / len(names), desc=f"Reconstructing with {name}")
+            model = self.store.get(name)
+            shape = tuple(model.data_shape)
+            x, notes = to_shape(image, shape, invert)
+            with self.store.lock(name):
+                rec = model.reconstruct(x[None], seed=0) if info.kind == "AVB" else model.reconstruct(x[None])
+            rec = np.asarray(rec)[0]
+            mse = float(np.mean((rec - x / 255.0) ** 2))
+            gallery += [(png_file(upscale(x, 168)), f"{name}: input as {shape[0]}x{shape[1]}x{shape[2]}"),
+                        (png_file(upscale(rec, 168)), f"{name}: reconstruction (MSE {mse:.4f})")]
+            lines.append(f"- **{name}** ({info.kind}, {shape[0]}x{shape[1]}x{shape[2]}): "
+                         + ("; ".join(notes) if notes else "no conversion needed")
+                         + f". Pixel MSE of the reconstruction: {mse:.4f}.")
+        return gallery, "\n".join(lines)
+
+    def reconstruct_upload(self, image, names, invert, progress=gr.Progress()):
+        return self.reconstruct(image, names, invert, progress, source="upload")
+
+    def reconstruct_sketch(self, sketch, names, invert, progress=gr.Progress()):
+        composite = None
+        if isinstance(sketch, dict):
+            composite = sketch.get("composite")
+            layers = [layer for layer in (sketch.get("layers") or []) if layer is not None]
+            drawn = any(_has_ink(layer) for layer in layers)
+            if composite is None or not (drawn or _varies(composite)):
+                composite = None
+        elif sketch is not None:
+            composite = sketch if _varies(sketch) else None
+        if composite is None:
+            raise UserError("The sketch is empty: draw something first (or upload an image in the Upload tab).")
+        if not isinstance(composite, Image.Image):
+            composite = Image.fromarray(np.asarray(composite).astype(np.uint8))
+        return self.reconstruct(composite, names, invert, progress, source="sketch")
+
+    # -- retrieve ---------------------------------------------------------------------------------
+    def database_summary(self, name, progress=gr.Progress()):
+        db = self.retrieval.get(name, progress)
+        return self._db_note(name, db)
+
+    def _db_note(self, name, db):
+        how = f"loaded from the cache {db.cache_path}" if db.from_cache else f"hashed and cached at {db.cache_path}"
+        return (f"Database: {db.description}, {len(db.x):,} images as {'x'.join(map(str, db.x.shape[1:]))}; "
+                f"{db.index.bits}-bit codes from **{name}**, {how} ({db.seconds:.1f} s).")
+
+    def example(self, name, number, progress=gr.Progress()):
+        """Database image `number` (its native pixels, so it retrieves itself) and its label."""
+        db = self.retrieval.get(name, progress)
+        i = _int(number, "Example number", 0, len(db.x) - 1)
+        x = db.x[i]
+        return png_file(x), db.names[int(db.y[i])], self._db_note(name, db)
+
+    def examples(self, name, progress=gr.Progress()):
+        """One database image of each class: the example queries."""
+        db = self.retrieval.get(name, progress)
+        picks = [int(np.flatnonzero(db.y == c)[0]) for c in np.unique(db.y)]
+        return [(png_file(upscale(db.x[i])), f"#{i} · {db.names[int(db.y[i])]}") for i in picks], picks
+
+    def retrieve(self, name, image, label, k, progress=gr.Progress()):
+        info = self.store.info(name)
+        if info.kind not in HASHER_KINDS:
+            raise UserError(f"{name} is a {info.kind or info.model}, not a hashing model (DSH-GAN).")
+        if image is None:
+            raise UserError("No query image: pick an example or upload an image.")
+        k = _int(k, "k", 1, MAX_K)
+        db = self.retrieval.get(name, progress)
+        model = self.store.get(name)
+        progress(0.9, desc="Hashing the query")
+        x, notes = to_shape(image, tuple(model.data_shape), invert=False)
+        with self.store.lock(name):
+            code = model.hash(x[None])
+        distances, ids = db.index.search(code, min(k, len(db.x)))
+        distances, ids = exact_first(db, {"code": code, "x": x}, distances[0], ids[0], k)
+        labels = [db.names[int(db.y[i])] for i in ids]
+        gallery = [(png_file(upscale(db.x[i])), f"#{i} · {lab} · d={d}") for i, lab, d in zip(ids, labels, distances)]
+        rows = [[r + 1, int(i), lab, int(d)] for r, (i, lab, d) in enumerate(zip(ids, labels, distances))]
+        bits = "".join(str(b) for b in np.unpackbits(code[0])[: model.code_length])
+        lines = [f"Query code ({model.code_length} bits): `{bits}`",
+                 f"Conversion: {'; '.join(notes) if notes else 'none needed'}."]
+        if label not in (None, "", UNKNOWN):
+            if label not in db.names:
+                raise UserError(f"Unknown label {label!r}; choose one of {', '.join(db.names)} or '{UNKNOWN}'.")
+            hits = sum(lab == label for lab in labels)
+            lines.insert(0, f"**Precision@{len(ids)} = {hits / len(ids):.3f}** ({hits} of {len(ids)} results are "
+                            f"labelled {label!r})")
+        else:
+            lines.insert(0, "Precision: set the query's label to measure it.")
+        lines.append(self._db_note(name, db))
+        return gallery, rows, "\n\n".join(lines)
+
+
+def _varies(im):
+    a = np.asarray(im)
+    return a.size > 0 and a.min() != a.max() and (a.ndim < 3 or a.shape[-1] != 4 or a[..., 3].max() > 0)
+
+
+def _has_ink(layer):
+    a = np.asarray(layer)
+    if a.ndim == 3 and a.shape[-1] == 4:
+        return bool(a[..., 3].max() > 0)
+    return _varies(a)
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------
+def _missing(kind_text, hint):
+    return gr.Markdown(
+        f"**No {kind_text} preset is available in this app yet.** Presets are discovered at start in "
+        f"`saved_models/` (and in `--presets` folders). Train one and restart the app, e.g.:\n\n"
+        f"```bash\n{hint}\n```"
+    )
+
+
+def create_app(preset_names=None, preset_dirs=None, database="digits", database_split="test",
+               database_limit=10_000, warm=False):
+    """Build the app (a gr.Blocks, not launched). `preset_names`: keep only these presets;
+    `preset_dirs`: extra preset folders; `database`: "digits" (offline default), a path
+    zoo.data.load_arrays reads or a tfds name. `warm`: load every model now."""
+    import keras
+
+    presets, problems = discover_presets(preset_names, preset_dirs)
+    store = ModelStore(presets)
+    retrieval = Retrieval(store, database, database_split, database_limit)
+    h = Handlers(store, retrieval)
+    generators = store.of_kind(GENERATOR_KINDS)
+    autoencoders = store.of_kind(AUTOENCODER_KINDS)
+    hashers = store.of_kind(HASHER_KINDS)
+    if warm:
+        for name in generators + autoencoders + hashers:
+            store.get(name)
+
+    with gr.Blocks(title="Keras GAN zoo", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# Keras GAN zoo\nGenerative models trained with `model.fit` on TensorFlow, JAX and PyTorch. "
+            f"Running on the **{keras.backend.backend()}** backend with {len(presets)} presets: "
+            f"{len(generators)} generators, {len(autoencoders)} autoencoders, {len(hashers)} hashing models."
+        )
+        with gr.Tab("Generate", id="generate"):
+            if not generators:
+                _missing("generator (GAN, VAE, VAE-GAN, AVB or DSH-GAN)", TRAIN_HINTS["generators"])
+            else:
+                first_choices, first_visible = h.class_choices(generators[0])
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        g_preset = gr.Dropdown(generators, value=generators[0], label="Generator preset",
+                                               elem_id="gen-preset")
+                        g_class = gr.Dropdown(first_choices, value=first_choices[0] if first_choices else None,
+                                              visible=first_visible, allow_custom_value=True,
+                                              label="Class (conditional models)",
+                                              elem_id="gen-class")
+                        g_n = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images", elem_id="gen-n")
+                        g_seed = gr.Number(0, precision=0, label="Seed", elem_id="gen-seed")
+                        g_btn = gr.Button("Generate", variant="primary", elem_id="gen-btn")
+                    with gr.Column(scale=2):
+                        g_out = gr.Image(label="Samples", format="png", type="numpy", interactive=False,
+                                         elem_id="gen-out")
+                        g_note = gr.Markdown(elem_id="gen-note")
+                gr.Markdown("### Latent interpolation")
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        i_a = gr.Number(0, precision=0, label="Seed A")
+                        i_b = gr.Number(1, precision=0, label="Seed B")
+                        i_steps = gr.Slider(2, MAX_STEPS, value=8, step=1, label="Steps")
+                        i_rows = gr.Slider(1, 8, value=4, step=1, label="Rows")
+                        i_sph = gr.Checkbox(True, label="Spherical (slerp)")
+                        i_btn = gr.Button("Interpolate", elem_id="interp-btn")
+                    with gr.Column(scale=2):
+                        i_out = gr.Image(label="Interpolation", format="png", type="numpy", interactive=False,
+                                         elem_id="interp-out")
+                        i_note = gr.Markdown()
+                g_preset.change(readable(h.on_generator), g_preset, g_class, api_name="classes")
+                g_btn.click(readable(h.generate), [g_preset, g_n, g_seed, g_class], [g_out, g_note],
+                            api_name="generate")
+                i_btn.click(readable(h.interpolate), [g_preset, i_a, i_b, i_steps, i_rows, g_class, i_sph],
+                            [i_out, i_note], api_name="interpolate")
+
+        with gr.Tab("Reconstruct", id="reconstruct"):
+            if not autoencoders:
+                _missing("VAE, VAE-GAN or AVB", TRAIN_HINTS["autoencoders"])
+            else:
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        r_presets = gr.CheckboxGroup(autoencoders, value=autoencoders, label="Presets")
+                        r_invert = gr.Radio(["auto", "yes", "no"], value="auto",
+                                            label="Invert grayscale (auto: when the image is mostly light)")
+                        with gr.Tab("Draw"):
+                            canvas = Image.new("RGB", (280, 280), (0, 0, 0))
+                            r_sketch = gr.Sketchpad(
+                                value={"background": canvas, "layers": [], "composite": canvas},
+                                type="pil", image_mode="RGB", canvas_size=(280, 280),
+                                brush=gr.Brush(colors=["#FFFFFF"], color_mode="fixed", default_size=18),
+                                label="Draw (white on black, like MNIST)", elem_id="rec-sketch")
+                            r_sketch_btn = gr.Button("Reconstruct the drawing", variant="primary")
+                        with gr.Tab("Upload"):
+                            r_upload = ImageUpload(type="pil", image_mode=None, sources=["upload", "clipboard"],
+                                                   label="Image", elem_id="rec-upload")
+                            r_upload_btn = gr.Button("Reconstruct the upload", variant="primary")
+                    with gr.Column(scale=2):
+                        r_out = gr.Gallery(label="Input as each preset sees it | its reconstruction", columns=2,
+                                           format="png", elem_id="rec-out")
+                        r_note = gr.Markdown()
+                r_sketch_btn.click(readable(h.reconstruct_sketch), [r_sketch, r_presets, r_invert], [r_out, r_note],
+                                   api_name="reconstruct_sketch")
+                r_upload_btn.click(readable(h.reconstruct_upload), [r_upload, r_presets, r_invert], [r_out, r_note],
+                                   api_name="reconstruct_upload")
+
+        with gr.Tab("Retrieve", id="retrieve"):
+            if not hashers:
+                _missing("DSH-GAN (hashing)", TRAIN_HINTS["hashers"])
+            else:
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        q_preset = gr.Dropdown(hashers, value=hashers[0], label="Hashing preset",
+                                               elem_id="ret-preset")
+                        q_number = gr.Number(0, precision=0, label="Example: database image number")
+                        q_example_btn = gr.Button("Use this database image as the query", elem_id="ret-example")
+                        q_image = ImageUpload(type="pil", image_mode=None, label="Query (or upload your own)",
+                                              height=220, elem_id="ret-query")
+                        q_label = gr.Dropdown([UNKNOWN] + [str(i) for i in range(10)], value=UNKNOWN,
+                                              allow_custom_value=True, label="Query label (for precision)")
+                        q_k = gr.Slider(1, MAX_K, value=10, step=1, label="k")
+                        q_btn = gr.Button("Search", variant="primary", elem_id="ret-btn")
+                    with gr.Column(scale=2):
+                        q_gallery = gr.Gallery(label="Top k: database number · label · Hamming distance",
+                                               columns=5, format="png", elem_id="ret-out")
+                        q_note = gr.Markdown(elem_id="ret-note")
+                        q_table = gr.Dataframe(headers=["rank", "database #", "label", "Hamming distance"],
+                                               interactive=False, label="Results", elem_id="ret-table")
+                        q_examples = gr.Gallery(label="One database image per class (their numbers)", columns=5,
+                                                format="png")
+                        q_db = gr.Markdown()
+
+                def _example(name, number, progress=gr.Progress()):
+                    image, label, note = h.example(name, number, progress)
+                    db = retrieval.get(name)
+                    return image, gr.update(choices=[UNKNOWN] + db.names, value=label), note
+
+                q_example_btn.click(readable(_example), [q_preset, q_number], [q_image, q_label, q_db],
+                                    api_name="example")
+                q_btn.click(readable(h.retrieve), [q_preset, q_image, q_label, q_k], [q_gallery, q_table, q_note],
+                            api_name="retrieve")
+
+                def _examples(name, progress=gr.Progress()):
+                    return h.examples(name, progress)[0], h.database_summary(name, progress)
+
+                q_preset.change(readable(_examples), q_preset, [q_examples, q_db], api_name="database")
+                demo.load(readable(_examples), q_preset, [q_examples, q_db], api_name=False)
+
+        with gr.Tab("Model cards", id="cards"):
+            names = list(presets)
+            if not names:
+                gr.Markdown("**No presets found** in `saved_models/`.")
+            else:
+                c_preset = gr.Dropdown(names, value=names[0], label="Preset", elem_id="card-preset")
+                c_card = gr.Markdown(model_card(presets[names[0]]), elem_id="card")
+                c_preset.change(readable(lambda n: model_card(store.info(n))), c_preset, c_card, api_name="card")
+            kinds = {k: len(store.of_kind((k,))) for k in GENERATOR_KINDS}
+            absent = [k for k, v in kinds.items() if not v]
+            gr.Markdown(
+                "Presets by kind: " + ", ".join(f"{k} {v}" for k, v in kinds.items())
+                + (f". None yet of: {', '.join(absent)}." if absent else ".")
+                + ("\n\nSkipped: " + "; ".join(problems) if problems else "")
+            )
+    demo.zoo_store, demo.zoo_retrieval = store, retrieval
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo
+
+
+def launch(demo, host="127.0.0.1", port=None, share=False, **kwargs):
+    """Launch with the app's defaults: loopback, uploads up to 20 MB, no SSR, no analytics."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    return demo.launch(server_name=host, server_port=port, share=share, max_file_size="20mb", ssr_mode=False,
+                       footer_links=["api", "settings"], **kwargs)
