@@ -10,10 +10,15 @@ src, bits, name, table = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.load(o
 row = next(r for r in table["rows"] if r["bits"] == bits and r["method"].startswith("DSH-GAN"))
 args = table["args"]
 model = keras.models.load_model(src)
-cmd = ("python -m bench.dshgan_cifar10 --bits {b} --methods dsh --pretrained "
-       "bench/results/dshgan_cifar10/generator_pretrained.keras --hash-steps {h} --batch-size {bs} "
-       "--hash-labelled-fraction {f}").format(b=bits, h=args["hash_steps"], bs=args["batch_size"],
-                                               f=args["hash_labelled_fraction"] or args["labelled_fraction"])
+if args.get("pretrained"):
+    cmd = ("python -m bench.dshgan_cifar10 --bits {b} --methods dsh --pretrained {p} --hash-steps {h} "
+           "--batch-size {bs} --hash-labelled-fraction {f}  (generator pre-trained by: python -m "
+           "bench.dshgan_cifar10 --bits 12 48 --pretrain-steps 2000 --hash-steps 1500 --batch-size 32)"
+           ).format(b=bits, p=args["pretrained"], h=args["hash_steps"], bs=args["batch_size"],
+                    f=args.get("hash_labelled_fraction") or args["labelled_fraction"])
+else:
+    cmd = "python -m bench.dshgan_cifar10 --bits {b} --pretrain-steps {p} --hash-steps {h} --batch-size {bs}".format(
+        b=" ".join(map(str, args["bits"])), p=args["pretrain_steps"], h=args["hash_steps"], bs=args["batch_size"])
 how = ("seeded CIFAR-10 hashing protocol (zoo.data.cifar10_hashing_split, seed 0; JPEG export "
        "shared/datasets/cifar10.zip): 1,000 queries against the 59,000-image database")
 meta = {
@@ -22,8 +27,7 @@ meta = {
     "data": "../shared/datasets/cifar10.zip",
     "split": "zoo.data.cifar10_hashing_split(seed=0): 5,000 labelled + 54,000 unlabelled train, 1,000 queries, 59,000 database",
     "recipe": "bench.dshgan_cifar10 (the benchmark's run, not recipes.train)",
-    "command": cmd + "  (generator pre-trained by: python -m bench.dshgan_cifar10 --bits 12 48 "
-               "--pretrain-steps 2000 --hash-steps 1500 --batch-size 32)",
+    "command": cmd,
     "class_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
     "figures": {
         "map": {"value": round(row["map"], 4), "how": "MAP over the whole database, Hamming ranking, ties by database position; " + how},
