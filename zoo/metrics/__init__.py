@@ -1,6 +1,7 @@
 """Metrics that compare the zoo's models with their papers."""
 
 from zoo.metrics.fid import FeatureExtractor, fid_kid, frechet_distance, kernel_distance, statistics
+from zoo.metrics.loglik import ais_log_likelihood, grid_log_likelihood, iwae_log_likelihood
 from zoo.metrics.parzen import parzen_estimate, parzen_log_likelihoods, select_sigma
 from zoo.metrics.retrieval import (
     mean_average_precision, precision_at_k, precision_recall_curve, precision_within_radius,
@@ -10,4 +11,5 @@ __all__ = [
     "FeatureExtractor", "fid_kid", "frechet_distance", "kernel_distance", "statistics",
     "parzen_estimate", "parzen_log_likelihoods", "select_sigma",
     "mean_average_precision", "precision_at_k", "precision_recall_curve", "precision_within_radius",
+    "ais_log_likelihood", "iwae_log_likelihood", "grid_log_likelihood",
 ]
