@@ -182,13 +182,6 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         self.train_function = self.test_function = None
 
     # -- sampling labels, latents and triplets ----------------------------------
-    def sample_latent(self, n):
-        shape = (n, self.latent_dim)
-        if self.latent_distribution == "uniform":
-            r = 3.0**0.5
-            return keras.random.uniform(shape, -r, r, seed=self.seed_generator)
-        return keras.random.normal(shape, seed=self.seed_generator)
-
     def random_labels(self, n):
         """One class per row, uniformly: labels for synthetic images of unlabelled rows."""
         c = keras.random.randint((n,), 0, self.num_classes, seed=self.seed_generator)

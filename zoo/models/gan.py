@@ -65,9 +65,17 @@ def value_function(real_logits, fake_logits):
 # Sampling, shared by every model with a generator G(z) or G(z, y)
 # ---------------------------------------------------------------------------
 class GeneratorSampling:
-    """`generate` and `decode_latents` for a model with `generator`, `latent_dim`,
-    `latent_distribution`, `num_classes` (None if unconditional), `data_range`
-    and `_g(z, y, training)`."""
+    """`sample_latent` (in training), `generate` and `decode_latents` for a model
+    with `generator`, `latent_dim`, `latent_distribution`, `seed_generator`,
+    `num_classes` (None if unconditional), `data_range` and `_g(z, y, training)`."""
+
+    def sample_latent(self, n):
+        """z ~ p(z), drawn from the model's seeded training noise."""
+        shape = (n, self.latent_dim)
+        if self.latent_distribution == "uniform":
+            r = 3.0**0.5
+            return keras.random.uniform(shape, -r, r, seed=self.seed_generator)
+        return keras.random.normal(shape, seed=self.seed_generator)
 
     def generate(self, n, seed=None, labels=None, output="float", batch_size=256):
         """n samples of G as NumPy: "float" in [0, 1] (images) or "uint8" in [0, 255].
@@ -226,14 +234,6 @@ class GAN(GeneratorSampling, AdversarialModel):
         )
 
     # -- the players -------------------------------------------------------------
-    def sample_latent(self, n):
-        """z ~ p(z), drawn from the model's seeded training noise."""
-        shape = (n, self.latent_dim)
-        if self.latent_distribution == "uniform":
-            r = 3.0**0.5
-            return keras.random.uniform(shape, -r, r, seed=self.seed_generator)
-        return keras.random.normal(shape, seed=self.seed_generator)
-
     def _g(self, z, y, training):
         return self.generator(z if y is None else [z, y], training=training)
 
