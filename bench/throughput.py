@@ -4,17 +4,34 @@ Side by side in one run, each in its own process (the backend is fixed per
 process), alternating over --rounds so that machine noise hits all alike:
 
 - zoo/<backend>: `GAN.dcgan((28, 28, 1))` trained with `fit` on tensorflow, jax, torch;
+  `+xla`: with `jit_compile=True`; `+speN`: with `steps_per_execution=N` (fit runs
+  N steps per call; TensorFlow and JAX only, Keras refuses it on PyTorch);
 - plain/tensorflow: the same Keras networks in a `tf.function` + `GradientTape`
   loop, as keras-io's DCGAN example does;
 - plain/torch: the same architecture as `torch.nn` modules and `torch.optim.Adam`,
-  as PyTorch-GAN does (NCHW, the layout torch prefers).
+  as PyTorch-GAN does (NCHW, the layout torch prefers), with Keras's batch-norm
+  settings (momentum 0.99, i.e. torch's 0.01, and epsilon 1e-3) and Adam epsilon.
 
 Every loop does the same work per step: sample z, one D step on real and fake
 (one D call on both), fresh z, one G step (non-saturating loss). Data is one
 fixed batch, so only training is timed. Each step is timed on its own (ended
 by reading its loss, which waits for it on every backend) and the figure is
 1 / median step time: the machines here are shared, and a median ignores the
-steps another tenant slowed down, where a total time does not.
+steps another tenant slowed down, where a total time does not. With
+steps_per_execution N, one time is taken per N steps and counts N times.
+The machine's load average is printed with each result: on a shared 2-core
+machine a busy neighbour slows the multi-threaded kernels of every runner, and
+PyTorch's most of all.
+
+`--threads N` caps every framework's intra-op threads at N (PyTorch's OpenMP
+pool, TensorFlow's thread pools, XLA's multi-threaded Eigen off when N is 1); the
+default leaves each framework its own setting. When more threads are runnable
+than there are cores, every parallel kernel waits for its threads to be
+scheduled, so a run with N = 1 measures the loops rather than the neighbours.
+
+`--compare-with DIR` also runs every zoo runner with the `zoo` package imported
+from DIR (e.g. a `git worktree` of an earlier commit), labelled `DIR-name:zoo/...`:
+before and after a change, side by side in one run.
 
     python bench/throughput.py --steps 100 --rounds 3
 """
@@ -28,10 +45,13 @@ import sys
 import time
 
 BATCH, LATENT = 64, 100
-RUNNERS = ["zoo/tensorflow", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch", "plain/tensorflow", "plain/torch"]
+RUNNERS = [
+    "zoo/tensorflow", "zoo/tensorflow+spe10", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch",
+    "plain/tensorflow", "plain/torch",
+]
 
 
-def run_zoo(steps, warmup, jit_compile):
+def run_zoo(steps, warmup, jit_compile, steps_per_execution=1):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -44,18 +64,22 @@ def run_zoo(steps, warmup, jit_compile):
         d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
         g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
         jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
     )
     x = np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype("float32")
     ds = tf.data.Dataset.from_tensors(x).repeat()
     stamps = []
 
     class Stamp(keras.callbacks.Callback):
+        # Called once per execution (steps_per_execution steps).
         def on_train_batch_end(self, batch, logs=None):
-            float(logs["d_loss"])  # waits for this step's result
+            float(logs["d_loss"])  # waits for this execution's result
             stamps.append(time.perf_counter())
 
-    gan.fit(ds, steps_per_epoch=warmup + steps + 1, epochs=1, verbose=0, callbacks=[Stamp()])
-    return list(np.diff(stamps[warmup:]))
+    k = steps_per_execution
+    warm, timed = -(-warmup // k), -(-steps // k)
+    gan.fit(ds, steps_per_epoch=(warm + timed + 1) * k, epochs=1, verbose=0, callbacks=[Stamp()])
+    return [dt / k for dt in np.diff(stamps[warm:]) for _ in range(k)]
 
 
 def run_plain_tf(steps, warmup):
@@ -105,12 +129,15 @@ def run_plain_torch(steps, warmup):
 
     torch.manual_seed(0)
 
+    def bn(cls, n):  # Keras's BatchNormalization defaults
+        return cls(n, eps=1e-3, momentum=0.01)
+
     class Generator(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Sequential(nn.Linear(LATENT, 7 * 7 * 128, bias=False), nn.BatchNorm1d(7 * 7 * 128), nn.ReLU())
+            self.fc = nn.Sequential(nn.Linear(LATENT, 7 * 7 * 128, bias=False), bn(nn.BatchNorm1d, 7 * 7 * 128), nn.ReLU())
             self.conv = nn.Sequential(
-                nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), bn(nn.BatchNorm2d, 64), nn.ReLU(),
                 nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
             )
 
@@ -123,8 +150,8 @@ def run_plain_torch(steps, warmup):
         nn.Flatten(), nn.Linear(7 * 7 * 128, 1),
     )
     G = Generator()
-    g_opt = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
-    d_opt = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    g_opt = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), eps=1e-7)
+    d_opt = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), eps=1e-7)
     bce = nn.BCEWithLogitsLoss()
     ones, zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
     real = torch.rand(BATCH, 1, 28, 28) * 2 - 1
@@ -146,18 +173,47 @@ def run_plain_torch(steps, warmup):
 
 
 def backend_of(runner):
-    return runner.split("/")[1].split("+")[0]
+    return runner.split(":")[-1].split("/")[1].split("+")[0]
 
 
-def worker(runner, steps, warmup):
-    kind, _ = runner.split("/")
+def limit_threads(n):
+    """Cap intra-op threads at n; called before any framework is imported."""
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(n)
+    if n == 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+
+
+def worker(runner, steps, warmup, threads=None):
+    runner = runner.split(":")[-1]
+    if threads:
+        limit_threads(threads)
+        if backend_of(runner) == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+        if runner != "plain/torch":  # every other runner imports TensorFlow
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    kind, spec = runner.split("/")
+    backend, *flags = spec.split("+")
     if kind == "zoo":
         # "auto" is Keras's default: XLA on JAX (always) and on TensorFlow
         # (+xla); the plain TF loop is a tf.function without XLA, so
         # zoo/tensorflow runs without it too, like for like.
-        xla = runner.endswith("+xla") or runner == "zoo/jax"
-        return run_zoo(steps, warmup, jit_compile=xla if runner.startswith("zoo/tensorflow") else "auto")
+        spe = next((int(f[3:]) for f in flags if f.startswith("spe")), 1)
+        jit = ("xla" in flags) if backend == "tensorflow" else "auto"
+        return run_zoo(steps, warmup, jit_compile=jit, steps_per_execution=spe)
     return run_plain_tf(steps, warmup) if runner == "plain/tensorflow" else run_plain_torch(steps, warmup)
+
+
+def load_average():
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except OSError:
+        return float("nan")
 
 
 def main():
@@ -166,41 +222,64 @@ def main():
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--runners", default=",".join(RUNNERS))
+    p.add_argument("--threads", type=int, default=None,
+                   help="cap every framework's intra-op threads (default: its own)")
+    p.add_argument("--compare-with", default=None, metavar="DIR",
+                   help="also run the zoo runners with the zoo package from DIR")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps({"step_seconds": worker(args.worker, args.steps, args.warmup)}))
+        print(json.dumps({"step_seconds": worker(args.worker, args.steps, args.warmup, args.threads)}))
         return
 
     runners = args.runners.split(",")
+    trees = {}
+    if args.compare_with:
+        label = os.path.basename(os.path.normpath(args.compare_with))
+        trees = {f"{label}:{r}": os.path.abspath(args.compare_with) for r in runners if r.startswith("zoo/")}
+        runners = [x for r in runners for x in ([f"{label}:{r}"] if r.startswith("zoo/") else []) + [r]]
+    width = max(len(r) for r in runners)
     results = {r: [] for r in runners}
+    loads = []
     for rnd in range(args.rounds):
         for r in runners:
             env = dict(os.environ, KERAS_BACKEND=backend_of(r), TF_CPP_MIN_LOG_LEVEL="3")
+            if r in trees:
+                env["PYTHONPATH"] = os.pathsep.join([trees[r], env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+            before = load_average()
+            cmd = [sys.executable, __file__, "--worker", r, "--steps", str(args.steps), "--warmup", str(args.warmup)]
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", r, "--steps", str(args.steps), "--warmup", str(args.warmup)],
+                cmd + (["--threads", str(args.threads)] if args.threads else []),
                 env=env, capture_output=True, text=True, check=True,
             )
+            loads += [before, load_average()]
             secs = json.loads(out.stdout.strip().splitlines()[-1])["step_seconds"]
             results[r].extend(secs)
-            print(f"round {rnd + 1} {r:<18} {1 / statistics.median(secs):6.2f} steps/s "
-                  f"(mean {len(secs) / sum(secs):6.2f})", flush=True)
+            print(f"round {rnd + 1} {r:<{width}} {1 / statistics.median(secs):6.2f} steps/s "
+                  f"(mean {len(secs) / sum(secs):6.2f})  load {loads[-2]:.1f}-{loads[-1]:.1f}", flush=True)
 
     med = {r: 1.0 / statistics.median(v) for r, v in results.items()}
     print(f"\nDCGAN 28x28x1, batch {BATCH}: steps/s = 1 / median step time, "
-          f"{args.rounds} rounds x {args.steps} steps, interleaved")
+          f"{args.rounds} rounds x {args.steps} steps, interleaved, "
+          f"{f'{args.threads} thread(s) per framework' if args.threads else 'default threads'}; "
+          f"load average {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} CPUs")
     for r in runners:
-        print(f"  {r:<18} {med[r]:6.2f}")
+        print(f"  {r:<{width}} {med[r]:6.2f}")
     plain = {r: v for r, v in med.items() if r.startswith("plain/")}
-    zoo = {r: v for r, v in med.items() if r.startswith("zoo/")}
+    for prefix in sorted({r.rsplit("zoo/", 1)[0] for r in med if "zoo/" in r}, key=len):
+        zoo = {r: v for r, v in med.items() if r.startswith(prefix + "zoo/")}
+        _ratios(zoo, plain, med)
+
+
+def _ratios(zoo, plain, med):
     if plain and zoo:
         best_plain = max(plain.values())
         print(f"\n  zoo's fastest ({max(zoo, key=zoo.get)}) / fastest plain loop "
-              f"({max(plain, key=plain.get)}): {max(zoo.values()) / best_plain:.2f}x (target >= 1.0)")
+              f"({max(plain, key=plain.get)}): {max(zoo.values()) / best_plain:.3f}x (target >= 1.0)")
         for r, v in zoo.items():
             own = med.get("plain/" + backend_of(r))
             if own:
-                print(f"  {r} / plain/{backend_of(r)}: {v / own:.2f}x (target >= 0.85)")
+                print(f"  {r} / plain/{backend_of(r)}: {v / own:.3f}x (target >= 0.85)")
 
 
 if __name__ == "__main__":
