@@ -6,10 +6,14 @@
 
 Seeded (--seed), with Keras's progress bar. Under --out (default runs/RECIPE):
 `samples.png`, TensorBoard logs in `logs/`, `train_summary.json`, and `backup/`:
-a run that is interrupted resumes from its last checkpoint (every 200 steps and
-each epoch) when the same command is run again; a recipe with two phases
-(DSH-GAN: pretrain, then hash) also skips the phases it finished. --minutes is a
-budget per run (a resumed run gets it afresh).
+a run that is interrupted resumes from its last checkpoint (each epoch) when the
+same command is run again, and ends with the weights the uninterrupted run would
+have had: the backup holds the weights, optimizer slots and random-number state,
+and the seeded data stream is replayed from that epoch (--steps-per-epoch sets
+how much work an interruption can cost). A recipe with two phases (DSH-GAN:
+pretrain, then hash) also skips the phases it finished. --minutes is a budget
+per run (a resumed run gets it afresh). A run whose losses turn NaN or Inf stops
+with a message and keeps its last good checkpoint.
 
 At the end the recipe measures the model's figures (`recipes.evaluate`; --quick-eval
 on subsets, --no-eval to skip) and writes the preset folder (--preset, default
@@ -32,7 +36,7 @@ import numpy as np
 
 import zoo
 from zoo import data as zdata
-from zoo.callbacks import TimeLimit
+from zoo.callbacks import StopOnNaN, TimeLimit, TrainingDiverged
 from zoo.visualize import save_image_grid
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
@@ -117,30 +121,31 @@ RECIPES = {
     "dshgan_cifar10_12bit": _dshgan(12),
     "dshgan_cifar10_48bit": _dshgan(48),
 }
-DEFAULT_STEPS_ENDLESS = 250  # steps per epoch on an endless (semi-supervised) pipeline
-BACKUP_EVERY = 200  # steps between BackupAndRestore checkpoints
+DEFAULT_STEPS_ENDLESS = 250  # steps per epoch on the semi-supervised pipeline
 
 
 def make_data(recipe, path, batch_size, seed):
-    """The training pipeline; endless pipelines need steps_per_epoch."""
+    """(endless seeded pipeline, steps in one epoch). Endless, so that one
+    iterator runs through all epochs and a resumed run can replay it exactly."""
     if recipe.data == "hashing":
         from zoo.data.pipeline import semi_supervised_dataset
 
         split = zdata.cifar10_hashing_split(path, seed=0)
         x_tr, y_tr = split.arrays("train")
         x_un, _ = split.arrays("unlabelled")
-        return semi_supervised_dataset(x_tr, y_tr, x_un, batch_size, 0.5, recipe.value_range, seed=seed), True
+        ds = semi_supervised_dataset(x_tr, y_tr, x_un, batch_size, 0.5, recipe.value_range, seed=seed)
+        return ds, DEFAULT_STEPS_ENDLESS
     x, y, _ = zdata.load_arrays(path, "train")
     shape = {"mnist": MNIST, "cifar10": CIFAR}[recipe.dataset]
     if x.shape[1:] != shape:
         raise ValueError(f"{path} holds images of shape {x.shape[1:]}; this recipe needs {shape}.")
     ds = zdata.make_dataset(x, y if recipe.data == "labelled" else None, batch_size=batch_size,
-                            value_range=recipe.value_range, seed=seed)
+                            value_range=recipe.value_range, seed=seed, repeat=True)
     if recipe.data == "binarised":
         import tensorflow as tf
 
         ds = ds.map(lambda b: tf.cast(tf.random.uniform(tf.shape(b), seed=seed) < b, tf.float32))
-    return ds, False
+    return ds, len(x) // batch_size  # one pass over the data
 
 
 def sample_grid(model, path, seed):
@@ -186,14 +191,14 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     try:
-        ds, endless = make_data(recipe, data_path, args.batch_size, args.seed)
+        ds, steps_per_pass = make_data(recipe, data_path, args.batch_size, args.seed)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
 
     model = recipe.build(args.seed)
     model.compile(**recipe.optimizers())
     epochs = args.epochs or (1000 if args.minutes else 50)
-    steps = args.steps_per_epoch or (DEFAULT_STEPS_ENDLESS if endless else None)
+    steps = args.steps_per_epoch or steps_per_pass
     phase_dir = out / "phases"
     start = time.monotonic()
     history = {}
@@ -207,14 +212,17 @@ def main(argv=None):
             print(f"[{args.recipe}] phase {tag}: done in an earlier run, weights restored", flush=True)
             continue
         callbacks = [
-            keras.callbacks.BackupAndRestore(str(out / "backup" / tag), save_freq=BACKUP_EVERY),
+            StopOnNaN(backup_dir=str(out / "backup" / tag)),
+            keras.callbacks.BackupAndRestore(str(out / "backup" / tag)),
             keras.callbacks.TensorBoard(str(out / "logs" / tag), update_freq=100),
-            keras.callbacks.TerminateOnNaN(),
         ]
         if args.minutes:
             callbacks.append(TimeLimit(args.minutes / len(recipe.phases)))
         print(f"[{args.recipe}] phase {tag}: training on {data_path}", flush=True)
-        h = model.fit(ds, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=args.verbose)
+        try:
+            h = model.fit(ds, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=args.verbose)
+        except TrainingDiverged as e:
+            sys.exit(f"error: {e} No preset written.")
         history[tag] = {k: float(v[-1]) for k, v in h.history.items()} if h.history else {}
         if len(recipe.phases) > 1:
             phase_dir.mkdir(exist_ok=True)

@@ -17,6 +17,11 @@ The same code then trains with `fit` on TensorFlow, JAX and PyTorch, with
 `jit_compile`, `evaluate` (via `test_step`) and Keras callbacks.
 """
 
+import inspect
+import json
+import os
+import warnings
+
 import keras
 import numpy as np
 from keras.src.saving import serialization_lib
@@ -158,6 +163,15 @@ class AdversarialModel(keras.Model):
             self.optimizer[player], self.player_variables(player), loss_fn, gate
         )
 
+    def noise(self, draw, shape, **kwargs):
+        """`draw(shape, seed=self.seed_generator, **kwargs)`, e.g.
+        `self.noise(keras.random.normal, (n, latent_dim))`: the model's training
+        noise. Under data parallelism each replica gets its rows of one draw for
+        the global batch, so two devices see the noise one device would."""
+        return backend_step.replica_draw(
+            lambda s: draw(s, seed=self.seed_generator, **kwargs), shape
+        )
+
     # -- logs -----------------------------------------------------------------
     @property
     def metrics(self):
@@ -176,12 +190,44 @@ class AdversarialModel(keras.Model):
             logs["loss"] = sum(player_losses[1:], player_losses[0])
         return logs
 
+    # -- saving: the random-number state too, so that a resumed run is exact -----
+    def _rng_states(self):
+        # Every SeedGenerator in the model (its own noise, dropout layers').
+        # Keras saves none of them with the weights; a run resumed from a
+        # backup would then draw other noise than the uninterrupted run.
+        return [v for v in self.variables if v.name == "seed_generator_state"]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, v in enumerate(self._rng_states()):
+            store[f"rng_{i}"] = v
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        own = {k: store[k] for k in keys if not k.startswith("rng_")}
+        super().load_own_variables(own)
+        for i, v in enumerate(self._rng_states()):
+            if f"rng_{i}" in keys:  # presets saved before this carry none
+                v.assign(keras.ops.cast(np.asarray(store[f"rng_{i}"]), v.dtype))
+
     # -- input checks -----------------------------------------------------------
     def fit(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
         if hasattr(x, "element_spec"):
             kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself
-        return super().fit(x, y, *args, **kwargs)
+        bound = inspect.signature(keras.Model.fit).bind(self, x, y, *args, **kwargs)
+        callbacks = list(bound.arguments.get("callbacks") or [])
+        if callbacks:
+            # A NaN guard must see a bad batch before any checkpoint saves it.
+            from zoo.callbacks import StopOnNaN
+
+            callbacks.sort(key=lambda c: not isinstance(c, StopOnNaN))
+            bound.arguments["callbacks"] = callbacks
+        bound.arguments["x"] = _resume_position(
+            x, callbacks, bound.arguments.get("steps_per_epoch")
+        )
+        bound.arguments.pop("self")
+        return super().fit(**bound.arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
@@ -211,6 +257,48 @@ def _counting_steps(fn):
     train_step.__name__ = fn.__name__
     train_step.__doc__ = fn.__doc__
     return train_step
+
+
+def _resume_position(x, callbacks, steps_per_epoch):
+    """`x` advanced past the batches a resumed run has already trained on.
+
+    Keras's BackupAndRestore restores the weights, optimizer state (and, in the
+    zoo, the random-number state) of the last epoch it saved, then runs the
+    following epochs again, but hands them the data from its start. On an
+    endless tf.data stream (`steps_per_epoch` given), where one iterator runs
+    through all epochs, the batches of epoch e start at e * steps_per_epoch:
+    skip those, and the resumed run sees exactly the batches the uninterrupted
+    one saw. A seeded pipeline is then replayed exactly.
+    """
+    backups = [c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
+    if not backups or not hasattr(x, "skip"):
+        return x
+    backup = backups[0]
+    path = getattr(backup, "_training_metadata_path", None) or os.path.join(
+        backup.backup_dir, "training_metadata.json"
+    )
+    if not os.path.exists(path):
+        return x
+    with open(path) as f:
+        epoch = int(json.load(f).get("epoch", 0))
+    if backup.save_freq != "epoch":
+        warnings.warn(
+            "BackupAndRestore(save_freq=<int>) restores weights saved in the middle "
+            "of an epoch and then runs that whole epoch again, so the resumed run "
+            "trains on more batches than an uninterrupted one. For an exact resume "
+            "use save_freq='epoch' (with shorter epochs if need be).",
+            stacklevel=3,
+        )
+    if steps_per_epoch is None:
+        if epoch:
+            warnings.warn(
+                "Resuming without steps_per_epoch: each epoch re-reads the dataset "
+                "from its start, so the resumed run is exact only if the dataset "
+                "yields the same batches in every epoch.",
+                stacklevel=3,
+            )
+        return x
+    return x.skip(epoch * steps_per_epoch) if epoch else x
 
 
 def _first_batch(x, y):

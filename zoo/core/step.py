@@ -22,7 +22,9 @@ every backend:
 Nothing else in the project imports tensorflow, jax or torch for training.
 """
 
+import contextlib
 import functools
+import os
 
 import keras
 from keras.src.backend.common.stateless_scope import get_stateless_scope
@@ -41,6 +43,10 @@ def _zeros_for_missing(grads, variables):
     ]
 
 
+def _decide(gate, aux):
+    return None if gate is None else gate(aux)
+
+
 def _gated_apply(optimizer, grads, variables, gate):
     """optimizer.apply, kept only where `gate` is true (in-place backends)."""
     if gate is None:
@@ -56,13 +62,32 @@ def _gated_apply(optimizer, grads, variables, gate):
 # ---------------------------------------------------------------------------
 # TensorFlow
 # ---------------------------------------------------------------------------
+def _tf_replica_context():
+    """The tf.distribute replica context when the step runs on several replicas."""
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    return ctx if ctx is not None and ctx.num_replicas_in_sync > 1 else None
+
+
 def _tf_player_update(optimizer, variables, loss_fn, gate):
     import tensorflow as tf
 
+    ctx = _tf_replica_context()
     with tf.GradientTape() as tape:
         loss, aux = loss_fn()
-    grads = tape.gradient(loss, variables)
-    _gated_apply(optimizer, _zeros_for_missing(grads, variables), variables, gate(aux))
+        # Under a tf.distribute strategy each replica's loss is a mean over its
+        # share of the global batch and the optimizer sums the replicas'
+        # gradients: scale by 1 / replicas for the gradient of the global mean.
+        scaled = loss / ctx.num_replicas_in_sync if ctx else loss
+    grads = tape.gradient(scaled, variables)
+    if ctx:  # sparse gradients (of gathers) have a per-replica row count
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+    # A gate decides for all replicas at once, on the global means of aux.
+    decision = None
+    if gate is not None:
+        decision = gate(aux if ctx is None else ctx.all_reduce("mean", aux))
+    _gated_apply(optimizer, _zeros_for_missing(grads, variables), variables, decision)
     return loss, aux
 
 
@@ -79,7 +104,7 @@ def _torch_player_update(optimizer, variables, loss_fn, gate):
     )
     loss, aux = _detach(loss), _detach(aux)
     with torch.no_grad():
-        _gated_apply(optimizer, _zeros_for_missing(list(grads), variables), variables, gate(aux))
+        _gated_apply(optimizer, _zeros_for_missing(list(grads), variables), variables, _decide(gate, aux))
     return loss, aux
 
 
@@ -144,7 +169,7 @@ def _jax_player_update(optimizer, variables, loss_fn, gate):
         old_opt_values, grads, player_values
     )
     new, old = new_values + new_opt_values, player_values + old_opt_values
-    keep = gate(aux)
+    keep = _decide(gate, aux)
     for v, n, o in zip(list(variables) + opt_vars, new, old):
         outer.add_update((v, n if keep is None else keras.ops.where(keep, n, o)))
     return loss, aux
@@ -216,14 +241,13 @@ def player_update(optimizer, variables, loss_fn, gate=None):
     """
     if not variables:
         return loss_fn()
-    gate_fn = (lambda aux: None) if gate is None else gate
     try:
         update = _PLAYER_UPDATE[BACKEND]
     except KeyError:
         raise NotImplementedError(
             f"The zoo trains on tensorflow, jax and torch; got backend {BACKEND!r}."
         ) from None
-    return update(optimizer, list(variables), loss_fn, gate_fn)
+    return update(optimizer, list(variables), loss_fn, gate)
 
 
 def value_and_grad(loss_fn, variables):
@@ -254,6 +278,26 @@ def stateless_step(fn):
     if BACKEND == "jax":
         return _jax_stateless_step(fn, _state_groups)
     return fn
+
+
+def replica_draw(draw, shape):
+    """`draw(shape)`, made the same on one device and on several.
+
+    JAX's data parallelism (`keras.distribution.DataParallel`) compiles one
+    program for the global batch, so a draw there already is the global draw. A
+    tf.distribute strategy runs the step once per replica on its share of the
+    batch, with the same seed state on every replica: each would draw the same
+    noise. There we draw for the global batch and keep this replica's rows, so
+    the replicas together use exactly the noise one device would.
+    """
+    if BACKEND == "tensorflow":
+        ctx = _tf_replica_context()
+        if ctx is not None:
+            rows = shape[0]
+            full = draw((rows * ctx.num_replicas_in_sync, *shape[1:]))
+            start = ctx.replica_id_in_sync_group * rows
+            return full[start:start + rows]
+    return draw(shape)
 
 
 def input_value_and_grad(fn, x):
@@ -293,3 +337,58 @@ def input_value_and_grad(fn, x):
         )
         return value, grad
     raise NotImplementedError(f"Unsupported backend {BACKEND!r}.")
+
+
+# ---------------------------------------------------------------------------
+# Data parallelism, on the engines Keras already drives
+# ---------------------------------------------------------------------------
+_TF_STRATEGIES = {}
+
+
+@contextlib.contextmanager
+def data_parallel(devices=None):
+    """Build, compile and fit a zoo model inside this to train it data-parallel::
+
+        with zoo.core.data_parallel():
+            gan = GAN.dcgan((28, 28, 1))
+            gan.compile(...)
+            gan.fit(dataset_of_global_batches, ...)
+
+    The batch the data yields is the global batch; it is split over the devices.
+    TensorFlow: `tf.distribute.MirroredStrategy(devices)` (default: every GPU, or
+    every CPU device), or `MultiWorkerMirroredStrategy` when `TF_CONFIG` is set.
+    JAX: `keras.distribution.DataParallel(devices)` (default: every device of
+    every process; on several hosts call `keras.distribution.initialize()`
+    first). Yields the strategy or distribution. PyTorch: Keras's `fit` has no
+    data parallelism there, so this raises.
+    """
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        if os.environ.get("TF_CONFIG"):
+            key = ("multi_worker",)
+            make = tf.distribute.MultiWorkerMirroredStrategy
+        else:
+            if devices is None:
+                gpus = tf.config.list_logical_devices("GPU")
+                devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+            key = tuple(devices)
+            make = functools.partial(tf.distribute.MirroredStrategy, list(devices))
+        # One strategy per set of devices and process: a second strategy over
+        # the same devices reuses collective keys and its all-reduces can pair
+        # with the first one's (seen as shape mismatches between replicas).
+        if key not in _TF_STRATEGIES:
+            _TF_STRATEGIES[key] = make()
+        strategy = _TF_STRATEGIES[key]
+        with strategy.scope():
+            yield strategy
+    elif BACKEND == "jax":
+        distribution = keras.distribution.DataParallel(devices=devices)
+        with distribution.scope():
+            yield distribution
+    else:
+        raise NotImplementedError(
+            f"Keras's fit() has no data parallelism on the {BACKEND} backend; train "
+            "on one device there, or use the tensorflow or jax backend (see README, "
+            "'Several GPUs and hosts')."
+        )

@@ -101,7 +101,7 @@ class AVB(AdversarialModel):
     def posterior_samples(self, x, k, training=True):
         """(x repeated k times, z ~ q(z|x) of shape (n * k, latent))."""
         xk = self._repeat(x, k) if k > 1 else x
-        eps = keras.random.normal((ops.shape(xk)[0], self.noise_dim), seed=self.seed_generator)
+        eps = self.noise(keras.random.normal, (ops.shape(xk)[0], self.noise_dim))
         return xk, self.encoder([xk, eps], training=training)
 
     def contrast(self, z, k):
@@ -127,7 +127,7 @@ class AVB(AdversarialModel):
         z = ops.stop_gradient(z)
         if self.adaptive_contrast:
             z = ops.stop_gradient(self.contrast(z, k)[0])
-        z_p = keras.random.normal(ops.shape(z), seed=self.seed_generator)
+        z_p = self.noise(keras.random.normal, ops.shape(z))
         t_q = self.adversary([xk, z], training=training)
         t_p = self.adversary([xk, z_p], training=training)
         return adversary_cost(t_q, t_p), ()

@@ -6,8 +6,18 @@ unlabelled image) as a second input, so the same networks serve class-
 conditional GANs and DSH-GAN's multi-label generator.
 """
 
+import random
+
 import keras
 from keras import layers, ops
+
+
+def seeded_dropout(rate):
+    """`layers.Dropout` with its own seed, drawn from Python's RNG (seeded by
+    `keras.utils.set_random_seed`). Unseeded, Keras's PyTorch dropout draws from
+    torch's global generator, which no checkpoint saves: a resumed run would
+    then drop other units than the uninterrupted one."""
+    return layers.Dropout(rate, seed=random.randint(1, 10**9))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -118,9 +128,9 @@ def maxout_discriminator(
     x, y, inputs = _inputs(image_shape, num_classes, "x")
     h = layers.Flatten()(x)
     for i, u in enumerate(units):
-        h = layers.Dropout(dropout[i])(h)
+        h = seeded_dropout(dropout[i])(h)
         h = Maxout(u, pieces)(h)
-    h = layers.Dropout(dropout[len(units)])(h)
+    h = seeded_dropout(dropout[len(units)])(h)
     return keras.Model(inputs, _projection_logit(h, y), name=name)
 
 
@@ -164,7 +174,7 @@ def dcgan_discriminator(
         h = layers.LeakyReLU(0.2)(h)
     h = layers.Flatten()(h)
     if dropout:
-        h = layers.Dropout(dropout)(h)
+        h = seeded_dropout(dropout)(h)
     return keras.Model(inputs, _projection_logit(h, y), name=name)
 
 
@@ -281,9 +291,9 @@ def domain_classifier(image_shape, num_classes=10, width=32, feature_dim=128, na
             h = layers.ReLU()(h)
         h = layers.MaxPooling2D()(h)
     h = layers.GlobalAveragePooling2D()(h)
-    h = layers.Dropout(0.3)(h)
+    h = seeded_dropout(0.3)(h)
     features = layers.Dense(feature_dim, activation="relu", name="features")(h)
-    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
+    logits = layers.Dense(num_classes, name="logits")(seeded_dropout(0.3)(features))
     return keras.Model(x, logits, name=name)
 
 
@@ -423,9 +433,9 @@ def hashing_network(image_shape, code_length, num_classes, width=32, fc=512, dro
             h = layers.LeakyReLU(0.2)(h)
         h = layers.MaxPooling2D()(h)
     h = layers.Flatten()(h)
-    h = layers.Dropout(dropout)(h)
+    h = seeded_dropout(dropout)(h)
     shared = layers.Dense(fc, activation="relu", name="representation")(h)
-    shared = layers.Dropout(dropout)(shared)
+    shared = seeded_dropout(dropout)(shared)
     codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
     classes = layers.Dense(num_classes, name="class_logits")(shared)
     adversary = layers.Dense(1, name="adversary")(shared)

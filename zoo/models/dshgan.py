@@ -184,7 +184,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
     # -- sampling labels, latents and triplets ----------------------------------
     def random_labels(self, n):
         """One class per row, uniformly: labels for synthetic images of unlabelled rows."""
-        c = keras.random.randint((n,), 0, self.num_classes, seed=self.seed_generator)
+        c = self.noise(keras.random.randint, (n,), minval=0, maxval=self.num_classes)
         return ops.one_hot(c, self.num_classes)
 
     def negative_labels(self, y):
@@ -194,7 +194,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         other class, so the argmax is a class outside y whenever one exists (a
         row holding every label has no negative; `valid_negatives` masks it).
         """
-        scores = keras.random.uniform(ops.shape(y), seed=self.seed_generator) - 2.0 * y
+        scores = self.noise(keras.random.uniform, ops.shape(y)) - 2.0 * y
         return ops.one_hot(ops.argmax(scores, axis=-1), self.num_classes)
 
     @staticmethod
@@ -212,7 +212,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         similar = ops.cast(ops.matmul(y, ops.transpose(y)) > 0, "float32")
         pos_ok = similar * (1.0 - ops.eye(n)) * both
         neg_ok = (1.0 - similar) * both
-        scores = keras.random.uniform((n, n), seed=self.seed_generator)
+        scores = self.noise(keras.random.uniform, (n, n))
         pos = ops.argmax(ops.where(pos_ok > 0, scores, -1.0), axis=1)
         neg = ops.argmax(ops.where(neg_ok > 0, scores, -1.0), axis=1)
         valid = ops.cast(ops.max(pos_ok, axis=1) > 0, "float32") * ops.cast(

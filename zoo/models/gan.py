@@ -74,8 +74,8 @@ class GeneratorSampling:
         shape = (n, self.latent_dim)
         if self.latent_distribution == "uniform":
             r = 3.0**0.5
-            return keras.random.uniform(shape, -r, r, seed=self.seed_generator)
-        return keras.random.normal(shape, seed=self.seed_generator)
+            return self.noise(keras.random.uniform, shape, minval=-r, maxval=r)
+        return self.noise(keras.random.normal, shape)
 
     def generate(self, n, seed=None, labels=None, output="float", batch_size=256):
         """n samples of G as NumPy: "float" in [0, 1] (images) or "uint8" in [0, 255].

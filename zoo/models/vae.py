@@ -122,7 +122,7 @@ class VAE(LatentImageModel, AdversarialModel):
 
     def negative_elbo(self, x, training=True):
         mu, log_var = self.encoder(x, training=training)
-        eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+        eps = self.noise(keras.random.normal, ops.shape(mu))
         decoded = self.decoder(reparameterize(mu, log_var, eps), training=training)
         rec = ops.mean(self.reconstruction_nll(x, decoded))
         kl = ops.mean(gaussian_kl(mu, log_var))

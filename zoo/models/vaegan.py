@@ -159,8 +159,8 @@ class VAEGAN(LatentImageModel, AdversarialModel):
     def train_step(self, data):
         x = self._unpack(data)
         n = ops.shape(x)[0]
-        eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
-        z_p = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        eps = self.noise(keras.random.normal, (n, self.latent_dim))
+        z_p = self.noise(keras.random.normal, (n, self.latent_dim))
         enc_loss, (z, prior, llike) = self.update("enc", lambda: self.encoder_loss(x, eps, z_p))
         dec_gate = dis_gate = None
         if self.equilibrium is not None:
@@ -177,8 +177,8 @@ class VAEGAN(LatentImageModel, AdversarialModel):
     def test_step(self, data):
         x = self._unpack(data)
         n = ops.shape(x)[0]
-        eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
-        z_p = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
+        eps = self.noise(keras.random.normal, (n, self.latent_dim))
+        z_p = self.noise(keras.random.normal, (n, self.latent_dim))
         enc_loss, (z, prior, llike) = self.encoder_loss(x, eps, z_p, training=False)
         dec_loss, (x_rec, x_p, _) = self.decoder_loss(x, z, z_p, training=False)
         dis_loss, (gan, d_x, d_g_z) = self.discriminator_loss(x, x_rec, x_p, training=False)

@@ -1,0 +1,115 @@
+"""One training step of each zoo model on one device and on two, in a fresh
+process (devices are fixed when a backend starts). Run by tests/test_distribution.py:
+
+    KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \\
+        python -m tests.distributed_step
+    KERAS_BACKEND=tensorflow python -m tests.distributed_step   # 2 logical CPUs
+
+Prints one JSON line: for each model, the largest absolute difference between
+the weights after the one-device and the two-device steps, and whether the
+two-device losses are finite.
+"""
+
+import json
+import os
+
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+if BACKEND == "tensorflow":  # before TensorFlow starts: split the CPU in two
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from zoo.core import data_parallel  # noqa: E402
+from zoo.models import AVB, DSHGAN, GAN, VAE, VAEGAN, blocks  # noqa: E402
+
+SHAPE = (16, 16, 1)
+BATCH = 8  # global batch: 4 a device on two
+
+
+def devices(n):
+    if BACKEND == "tensorflow":
+        return [d.name for d in tf.config.list_logical_devices("CPU")[:n]]
+    import jax
+
+    return [f"cpu:{d.id}" for d in jax.devices()[:n]]
+
+
+# Networks without batch norm or dropout for the equality checks: under
+# tf.distribute both work per replica (each normalises / drops over its own
+# share of the batch), which is the engines' documented behaviour and not a
+# step of one device.
+def gan():
+    g = blocks.mlp_generator(SHAPE, latent_dim=4, hidden=(32,), num_classes=3, output_activation="tanh")
+    d = blocks.dcgan_discriminator(SHAPE, width=8, num_classes=3)
+    return GAN(g, d, d_steps=1, seed=3)
+
+
+def dshgan():
+    g = blocks.mlp_generator(SHAPE, latent_dim=4, hidden=(32,), num_classes=3, output_activation="tanh")
+    d = blocks.semi_supervised_discriminator(SHAPE, 3, width=8)
+    h = blocks.hashing_network(SHAPE, 12, 3, width=8, fc=16, dropout=0.0)
+    return DSHGAN(g, d, h, margin=3.0, seed=3)
+
+
+def data(labels=True):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (BATCH, *SHAPE)).astype("float32")
+    y = np.array([0, 1, 2, -1, 0, 1, -1, 2])  # DSH-GAN: -1 unlabelled
+    return x, y
+
+
+def step(build, data_fn, n, phase=None, optimizer=lambda: keras.optimizers.SGD(0.05), steps=2):
+    keras.utils.set_random_seed(0)
+    with data_parallel(devices(n)) as engine:
+        replicas = (engine.num_replicas_in_sync if BACKEND == "tensorflow"
+                    else engine.device_mesh.devices.size)
+        assert replicas == n, f"asked for {n} devices, got {replicas}"
+        model = build()
+        if phase:
+            model.phase = phase
+        model.compile(**{f"{p}_optimizer": optimizer() for p in model.players})
+        x, y = data_fn()
+        # fit, not train_on_batch: Keras's TF train_on_batch hands every replica
+        # the whole batch; fit splits the global batch between them.
+        history = model.fit(x, y, batch_size=BATCH, epochs=steps, shuffle=False, verbose=0)
+    logs = {k: v[-1] for k, v in history.history.items()}
+    weights = [np.array(keras.ops.convert_to_numpy(v)) for v in model.trainable_variables]
+    return weights, {k: float(v) for k, v in logs.items()}
+
+
+def compare(build, data_fn, **kw):
+    one, _ = step(build, data_fn, 1, **kw)
+    two, logs = step(build, data_fn, 2, **kw)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
+    scale = max(float(np.abs(a).max()) for a in one)
+    return {"max_abs_diff": diff, "max_abs_weight": scale,
+            "finite": all(np.isfinite(v) for v in logs.values())}
+
+
+def main():
+    gan_data = lambda: (data()[0], data()[1] % 3)  # noqa: E731
+    x_only = lambda: (data()[0], None)  # noqa: E731
+    x01 = lambda: ((data()[0] + 1) / 2, None)  # noqa: E731
+    adam = {"optimizer": lambda: keras.optimizers.Adam(1e-4)}
+    results = {
+        "gan": compare(gan, gan_data),
+        "dshgan_pretrain": compare(dshgan, data, phase="pretrain"),
+        "dshgan_hash": compare(dshgan, data, phase="hash"),
+        # The default builders (batch norm, dropout, VAE-GAN's gated steps): they
+        # must train; their two-device step need not equal the one-device one.
+        "gan_dcgan": compare(lambda: GAN.dcgan(SHAPE, latent_dim=4, width=8, seed=3), x_only, **adam),
+        "vaegan": compare(lambda: VAEGAN.larsen(SHAPE, latent_dim=4, width=0.125,
+                                                equilibrium=(0.68, 0.35), seed=3), x_only, **adam),
+        "vae": compare(lambda: VAE.larsen(SHAPE, latent_dim=4, width=0.125, seed=3), x_only, **adam),
+        "avb": compare(lambda: AVB.build_default(SHAPE, latent_dim=4, hidden=(16,), likelihood="bernoulli",
+                                                 adaptive_contrast=True, contrast_samples=2, seed=3), x01, **adam),
+    }
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
