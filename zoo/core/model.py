@@ -123,8 +123,18 @@ class AdversarialModel(keras.Model):
                 "Each player needs its own optimizer instance (their slots "
                 "would otherwise be shared)."
             )
+        # float16 needs its losses scaled, or small gradients flush to zero
+        # (bfloat16 has float32's range and needs none): as Keras's own compile
+        # does, wrap each player's optimizer in a dynamic LossScaleOptimizer.
+        applied = dict(optimizers)
+        if keras.mixed_precision.global_policy().compute_dtype == "float16":
+            applied = {
+                p: o if isinstance(o, keras.optimizers.LossScaleOptimizer)
+                else keras.optimizers.LossScaleOptimizer(o)
+                for p, o in optimizers.items()
+            }
         super().compile(
-            optimizer=PlayerOptimizers(optimizers, self.player_variables),
+            optimizer=PlayerOptimizers(applied, self.player_variables),
             jit_compile=jit_compile,
             run_eagerly=run_eagerly,
             steps_per_execution=steps_per_execution,

@@ -79,7 +79,7 @@ def _tf_player_update(optimizer, variables, loss_fn, gate):
         # Under a tf.distribute strategy each replica's loss is a mean over its
         # share of the global batch and the optimizer sums the replicas'
         # gradients: scale by 1 / replicas for the gradient of the global mean.
-        scaled = loss / ctx.num_replicas_in_sync if ctx else loss
+        scaled = optimizer.scale_loss(loss / ctx.num_replicas_in_sync if ctx else loss)
     grads = tape.gradient(scaled, variables)
     if ctx:  # sparse gradients (of gathers) have a per-replica row count
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
@@ -100,7 +100,7 @@ def _torch_player_update(optimizer, variables, loss_fn, gate):
     loss, aux = loss_fn()
     # autograd.grad (not .backward) leaves the other players' .grad untouched.
     grads = torch.autograd.grad(
-        loss, [v.value for v in variables], allow_unused=True
+        optimizer.scale_loss(loss), [v.value for v in variables], allow_unused=True
     )
     loss, aux = _detach(loss), _detach(aux)
     with torch.no_grad():
@@ -127,8 +127,8 @@ class _ZooScope(keras.StatelessScope):
         self.variables = list(variables)
 
 
-def _jax_value_and_grad(variables, loss_fn, others, current):
-    """(loss, aux, grads, side-effect values of `others`) with JAX autodiff."""
+def _jax_value_and_grad(variables, loss_fn, others, current, scale=lambda loss: loss):
+    """(loss, aux, grads of scale(loss), side-effect values of `others`) with JAX autodiff."""
     import jax
 
     other_values = [current(v) for v in others]
@@ -140,12 +140,20 @@ def _jax_value_and_grad(variables, loss_fn, others, current):
             loss, aux = loss_fn()
         # Side effects of the forward pass (batch-norm statistics, RNG state).
         updated = [inner.get_current_value(v) for v in others]
-        return loss, (aux, updated)
+        return scale(loss), (loss, aux, updated)
 
-    (loss, (aux, updated)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+    (_, (loss, aux, updated)), grads = jax.value_and_grad(loss_of, has_aux=True)(
         player_values
     )
     return loss, aux, grads, updated
+
+
+def _stateless_scale_loss(optimizer, opt_values, loss):
+    # optimizer.scale_loss reads LossScaleOptimizer's dynamic scale, a variable
+    # of the jitted state: read it from this step's values.
+    mapping = list(zip(optimizer.variables, opt_values))
+    with keras.StatelessScope(state_mapping=mapping):
+        return optimizer.scale_loss(loss)
 
 
 def _jax_player_update(optimizer, variables, loss_fn, gate):
@@ -158,13 +166,14 @@ def _jax_player_update(optimizer, variables, loss_fn, gate):
     player_ids = {id(v) for v in variables}
     others = [v for v in outer.variables if id(v) not in player_ids]
     player_values = [outer.get_current_value(v) for v in variables]
+    opt_vars = optimizer.variables
+    old_opt_values = [outer.get_current_value(v) for v in opt_vars]
     loss, aux, grads, updated = _jax_value_and_grad(
-        variables, loss_fn, others, outer.get_current_value
+        variables, loss_fn, others, outer.get_current_value,
+        scale=lambda loss: _stateless_scale_loss(optimizer, old_opt_values, loss),
     )
     for v, value in zip(others, updated):
         outer.add_update((v, value))
-    opt_vars = optimizer.variables
-    old_opt_values = [outer.get_current_value(v) for v in opt_vars]
     new_values, new_opt_values = optimizer.stateless_apply(
         old_opt_values, grads, player_values
     )

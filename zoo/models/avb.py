@@ -30,7 +30,7 @@ from keras import ops
 from zoo.core import AdversarialModel
 from zoo.models import blocks
 from zoo.models.common import (
-    bernoulli_nll, check_real_batch, gaussian_kl, gaussian_nll, images_to_model, in_batches,
+    bernoulli_nll, check_real_batch, float32, gaussian_kl, gaussian_nll, images_to_model, in_batches,
     model_to_unit, seeded_normal,
 )
 
@@ -39,6 +39,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 
 def adversary_cost(t_q, t_p):
     """The adversary's logistic loss: -E log sigma(T(x, z_q)) - E log(1 - sigma(T(x, z_p)))."""
+    t_q, t_p = float32(t_q, t_p)
     return ops.mean(ops.softplus(-t_q)) + ops.mean(ops.softplus(t_p))
 
 
@@ -139,10 +140,10 @@ class AVB(AdversarialModel):
         rec = ops.mean(self.reconstruction_nll(xk, self.decoder(z, training=training)))
         if self.adaptive_contrast:
             z_bar, mu, var = self.contrast(z, k)
-            kl = ops.mean(self.adversary([xk, z_bar], training=training)) + ops.mean(
+            kl = ops.mean(float32(self.adversary([xk, z_bar], training=training))) + ops.mean(
                 gaussian_kl(mu, ops.log(var)))
         else:
-            kl = ops.mean(self.adversary([xk, z], training=training))
+            kl = ops.mean(float32(self.adversary([xk, z], training=training)))
         return rec + kl, (rec, kl)
 
     def reconstruction_nll(self, x, decoded):

@@ -42,7 +42,7 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
-from zoo.models.common import check_real_batch, images_to_model, in_batches
+from zoo.models.common import check_real_batch, float32, images_to_model, in_batches
 from zoo.models.gan import (
     LATENT_DISTRIBUTIONS,
     GeneratorSampling,
@@ -58,6 +58,7 @@ PHASES = ("pretrain", "hash")
 # ---------------------------------------------------------------------------
 def triplet_loss(h_q, h_pos, h_neg, margin):
     """max(0, m - ||h_q - h_-||^2 + ||h_q - h_+||^2) per triplet, on relaxed codes."""
+    h_q, h_pos, h_neg = float32(h_q, h_pos, h_neg)
     d_pos = ops.sum(ops.square(h_q - h_pos), axis=-1)
     d_neg = ops.sum(ops.square(h_q - h_neg), axis=-1)
     return ops.relu(margin - d_neg + d_pos)
@@ -65,11 +66,13 @@ def triplet_loss(h_q, h_pos, h_neg, margin):
 
 def sigmoid_label_loss(logits, targets):
     """Per-example sigmoid cross-entropy summed over labels; all-zero targets are valid."""
+    logits, targets = float32(logits, targets)
     return ops.sum(ops.softplus(logits) - targets * logits, axis=-1)
 
 
 def softmax_label_loss(logits, targets):
     """Per-example softmax cross-entropy against one-hot targets."""
+    logits, targets = float32(logits, targets)
     return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
 
 

@@ -21,7 +21,7 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
-from zoo.models.common import check_real_batch, in_batches, model_to_unit
+from zoo.models.common import check_real_batch, float32, in_batches, model_to_unit
 
 GENERATOR_LOSSES = ("minimax", "non_saturating")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
@@ -32,12 +32,12 @@ LATENT_DISTRIBUTIONS = ("normal", "uniform")
 # ---------------------------------------------------------------------------
 def log_d(logits):
     """log D(x) = log sigmoid(l)."""
-    return -ops.softplus(-logits)
+    return -ops.softplus(-float32(logits))
 
 
 def log_one_minus_d(logits):
     """log(1 - D(x)) = log sigmoid(-l)."""
-    return -ops.softplus(logits)
+    return -ops.softplus(float32(logits))
 
 
 def discriminator_cost(real_logits, fake_logits):

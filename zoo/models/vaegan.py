@@ -25,7 +25,7 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
-from zoo.models.common import check_real_batch, gaussian_kl, reparameterize
+from zoo.models.common import check_real_batch, float32, gaussian_kl, reparameterize
 from zoo.models.gan import log_d, log_one_minus_d
 from zoo.models.vae import LatentImageModel
 
@@ -109,6 +109,7 @@ class VAEGAN(LatentImageModel, AdversarialModel):
 
     def l_llike(self, feats_x, feats_rec):
         """-log N(Dis_l(x) | Dis_l(Dec(z)), I) per image, up to its constant; batch mean."""
+        feats_x, feats_rec = float32(feats_x, feats_rec)
         return ops.mean(0.5 * ops.sum(ops.square(feats_x - feats_rec), axis=-1))
 
     def l_gan(self, real_logits, fake_logits):

@@ -1,0 +1,92 @@
+"""Mixed precision: every zoo model trains under mixed_bfloat16 (and
+mixed_float16, with loss scaling) with float32 weights and float32 losses."""
+
+import keras
+import numpy as np
+import pytest
+
+from zoo.models import AVB, DSHGAN, GAN, VAE, VAEGAN
+
+BACKEND = keras.backend.backend()
+S = (16, 16, 1)
+
+
+def _x(unit=False):
+    x = np.random.default_rng(0).uniform(-1, 1, (8, *S)).astype("float32")
+    return (x + 1) / 2 if unit else x
+
+
+LABELS = np.array([0, 1, 2, -1, 0, 1, -1, 2])  # DSH-GAN: -1 unlabelled
+MODELS = {
+    "gan_mlp": (lambda: GAN.paper_mlp(S, latent_dim=8, seed=1), lambda: (_x(True),)),
+    "cdcgan": (lambda: GAN.dcgan(S, latent_dim=8, width=8, num_classes=3, seed=1), lambda: (_x(), LABELS % 3)),
+    "vae": (lambda: VAE.larsen(S, latent_dim=4, width=0.125, seed=1), lambda: (_x(),)),
+    "vaegan": (lambda: VAEGAN.larsen(S, latent_dim=4, width=0.125, equilibrium=(0.68, 0.35), seed=1),
+               lambda: (_x(),)),
+    "avb_ac": (lambda: AVB.build_default(S, latent_dim=4, hidden=(16,), adaptive_contrast=True,
+                                         contrast_samples=2, seed=1), lambda: (_x(True),)),
+    "dshgan": (lambda: DSHGAN.build_default(S, num_classes=3, code_length=12, latent_dim=8, g_width=8,
+                                            d_width=8, h_width=8, seed=1), lambda: (_x(), LABELS)),
+}
+
+
+@pytest.fixture
+def policy(request):
+    keras.mixed_precision.set_global_policy(request.param)
+    yield request.param
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _train(name):
+    build, data = MODELS[name]
+    model = build()
+    model.compile()
+    logs = [model.fit(*data(), batch_size=8, epochs=2, verbose=0).history]
+    if name == "dshgan":  # both phases
+        model.phase = "hash"
+        logs.append(model.fit(*data(), batch_size=8, epochs=2, verbose=0).history)
+    return model, logs
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_trains_in_bfloat16(policy, name):
+    model, logs = _train(name)
+    for history in logs:
+        for key, values in history.items():
+            assert np.all(np.isfinite(values)), f"{name}: {key} = {values}"
+    # Weights stay float32 (the policy's variable dtype); the networks compute in bfloat16.
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    assert any(layer.compute_dtype == "bfloat16" for layer in model._flatten_layers())
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
+def test_losses_are_float32_under_a_bfloat16_policy(policy):
+    # A bfloat16 mean keeps ~3 digits: the costs cast the networks' outputs first.
+    gan = GAN.dcgan(S, latent_dim=8, width=8, seed=1)
+    x = keras.ops.convert_to_tensor(_x())
+    fake = gan.generator(gan.sample_latent(8))
+    assert keras.backend.standardize_dtype(fake.dtype) == "bfloat16"
+    loss, (d_x, _) = gan.discriminator_loss(x, fake)
+    assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_float16_wraps_each_player_in_a_loss_scale_optimizer(policy):
+    gan = GAN.dcgan(S, latent_dim=8, width=8, seed=1)
+    gan.compile()
+    assert all(isinstance(gan.optimizer[p], keras.optimizers.LossScaleOptimizer) for p in gan.players)
+    if BACKEND == "torch":
+        pytest.skip("PyTorch's CPU convolutions have no float16 backward (slow_conv2d); "
+                    "float16 training on PyTorch needs a GPU")
+    history = gan.fit(_x(), batch_size=8, epochs=2, verbose=0).history
+    assert np.all(np.isfinite(history["d_loss"])) and np.all(np.isfinite(history["g_loss"]))
+    scale = keras.ops.convert_to_numpy(gan.optimizer["d"].dynamic_scale)
+    assert np.isfinite(scale) and scale > 0
+
+
+def test_float32_compile_keeps_the_optimizers_as_given():
+    gan = GAN.dcgan(S, latent_dim=8, width=8, seed=1)
+    d = keras.optimizers.Adam(1e-3)
+    gan.compile(d_optimizer=d)
+    assert gan.optimizer["d"] is d
