@@ -291,6 +291,34 @@ def test_retrieve_rgba_upload_and_database_cache(served):
     np.testing.assert_array_equal(again.index.codes, demo.zoo_retrieval.get("tiny_dsh").index.codes)
 
 
+def test_cifar10_database_with_the_bundled_dshgan_preset(cifar_path, tmp_path, monkeypatch):
+    # The retrieval tab on CIFAR-10 from ../shared/datasets (a JPEG export), with
+    # the bundled 12-bit DSH-GAN: a database image finds itself first, at distance 0.
+    if "dshgan_cifar10_12bit" not in zoo.list_presets():
+        pytest.skip("the dshgan_cifar10_12bit preset is not bundled")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    demo = demo_app.create_app(preset_names=["dshgan_cifar10_12bit"], database=str(cifar_path),
+                               database_split="test", database_limit=2000)
+    _, url, _ = demo_app.launch(demo, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = gradio_client.Client(url, verbose=False, download_files=str(tmp_path / "dl"),
+                                      analytics_enabled=False)
+        image, label_update, db_note = client.predict("dshgan_cifar10_12bit", 5, api_name="/example")
+        assert "cifar10.zip (test split)" in db_note and "2,000 images" in db_note
+        query = _read(image)
+        assert query.shape == (32, 32, 3)
+        label = label_update["value"]
+        assert label in demo.zoo_retrieval.get("dshgan_cifar10_12bit").names  # a CIFAR-10 class name
+        gallery, table, note = client.predict("dshgan_cifar10_12bit", handle_file(_png(tmp_path, "q.png", query)),
+                                              label, 10, api_name="/retrieve")
+        rows = table["data"]
+        assert len(rows) == 10 and rows[0][1] == 5 and rows[0][3] == 0
+        assert [r[3] for r in rows] == sorted(r[3] for r in rows)
+        assert "Precision@10" in note
+    finally:
+        demo.close()
+
+
 def test_database_examples_and_model_card(served):
     _, client, _, _ = served
     examples, summary = client.predict("tiny_dsh", api_name="/database")
