@@ -1,7 +1,7 @@
 """Hyperparameter search for a zoo model with keras-tuner.
 
     python -m recipes.tune dcgan --data ../shared/datasets/mnist.npz --tuner random --max-trials 10 \\
-        --epochs 2 --steps-per-epoch 200 --dir tuning --write-best runs/dcgan_tuned.keras
+        --epochs 2 --steps-per-epoch 200 --dir tuning --write-preset runs/dcgan_tuned
 
 Running the same command again resumes the search in --dir: finished trials are
 kept, and only the remaining ones run. The objective is read from the fit logs:
@@ -19,6 +19,7 @@ labels (500 a class) and the other images unlabelled.
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def main(argv=None):
     p.add_argument("--objective", default=None, help="a name in the fit logs (default per model)")
     p.add_argument("--dir", default="tuning")
     p.add_argument("--write-best", default=None, help="save the best trial's model here (.keras)")
+    p.add_argument("--write-preset", default=None, metavar="DIR",
+                   help="write the best trial's model as a preset folder (zoo.load(DIR) loads it)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -53,9 +56,9 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     shape = tuple(x.shape[1:])
     if args.model == "dshgan":
-        return tune_dshgan(args, x, y, shape)
+        return tune_dshgan(args, x, y, shape, argv)
     if args.model == "avb":
-        return tune_avb(args, x, shape)
+        return tune_avb(args, x, shape, argv)
     val_idx, train_idx = zdata.holdout(len(x), 2000, seed=args.seed)
     x_val, x_train = x[val_idx], x[train_idx]
     value_range = (0.0, 1.0) if args.model == "gan_mlp" else (-1.0, 1.0)
@@ -80,11 +83,10 @@ def main(argv=None):
                                                            shuffle=False, drop_remainder=False)
     tuner.search(train, **fit_kwargs)
     tuner.results_summary(num_trials=5)
-    if args.write_best:
-        _save_atomically(tuner.get_best_models(1)[0], args.write_best)
+    _write_best(tuner, args, argv)
 
 
-def tune_dshgan(args, x, y, shape):
+def tune_dshgan(args, x, y, shape, argv=None):
     if y is None:
         sys.exit("error: DSH-GAN needs labelled data (an image folder/zip of class folders, or an npz).")
     # 100 labelled images a class held out for validation: 20 queries, 80 database.
@@ -103,11 +105,10 @@ def tune_dshgan(args, x, y, shape):
                                                    args.batch_size, 0.5, seed=args.seed)
     tuner.search(train, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch or 200, verbose=2)
     tuner.results_summary(num_trials=5)
-    if args.write_best:
-        _save_atomically(tuner.get_best_models(1)[0], args.write_best)
+    _write_best(tuner, args, argv)
 
 
-def tune_avb(args, x, shape):
+def tune_avb(args, x, shape, argv=None):
     # Binarised with a fixed threshold (pixels > 127), Bernoulli likelihood in [0, 1].
     xb = (x > 127).astype("float32")
     val_idx, train_idx = zdata.holdout(len(xb), 2000, seed=args.seed)
@@ -124,8 +125,38 @@ def tune_avb(args, x, shape):
     tuner.search(train, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                  validation_data=xb[val_idx], verbose=2)
     tuner.results_summary(num_trials=5)
+    _write_best(tuner, args, argv)
+
+
+def _write_best(tuner, args, argv):
+    """--write-best (a .keras file) and --write-preset (a preset folder)."""
+    if not (args.write_best or args.write_preset):
+        return
+    model = tuner.get_best_models(1)[0]
     if args.write_best:
-        _save_atomically(tuner.get_best_models(1)[0], args.write_best)
+        _save_atomically(model, args.write_best)
+    if args.write_preset:
+        from zoo import save_preset
+
+        trial = tuner.oracle.get_best_trials(1)[0]
+        objective = tuner.oracle.objective
+        command = "python -m recipes.tune " + " ".join(
+            shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+        shape = tuple(getattr(model, "data_shape", ()))
+        meta = {
+            "description": f"{args.model}: the best of a {args.tuner} search ({len(tuner.oracle.trials)} trials)",
+            "dataset": DATASETS.get(shape, str(args.data)),
+            "data": str(args.data),
+            "split": "train split, less the held-out validation images the objective is measured on",
+            "command": command,
+            "hyperparameters": trial.hyperparameters.values,
+            "figures": {objective.name: {
+                "value": round(float(trial.score), 4),
+                "how": f"the search's objective ({objective.direction}) on held-out training images, "
+                       "as recipes.tune measures it (see its docstring)",
+            }},
+        }
+        print(f"Best model as a preset: {save_preset(model, args.write_preset, meta)}")
 
 
 def _save_atomically(model, path):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import zoo
 from zoo.metrics import FeatureExtractor
 from zoo.models import blocks
 from zoo.tuning import FIDCallback, GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
@@ -140,3 +141,17 @@ def test_avb_search_minimises_validation_nll_by_ais(tmp_path):
         make_tuner(AVBHyperModel((8,)), objective="val_nll", directory=tmp_path)
     with pytest.raises(ValueError, match="t_steps values must be int >= 1"):
         AVBHyperModel((8,), t_steps=(0,))
+
+
+def test_tune_recipe_writes_the_best_trial_as_a_preset(mnist_path, tmp_path):
+    from recipes import tune
+
+    out = tmp_path / "best"
+    tune.main(["vae", "--data", str(mnist_path), "--max-trials", "1", "--epochs", "1", "--steps-per-epoch", "2",
+               "--dir", str(tmp_path / "search"), "--write-preset", str(out)])
+    model = zoo.load(str(out))
+    assert isinstance(model, zoo.VAE)
+    meta = model.preset_metadata
+    assert meta["command"].startswith("python -m recipes.tune vae --data")
+    assert meta["hyperparameters"] and meta["dataset"] == "mnist"
+    assert math.isfinite(meta["figures"]["val_loss"]["value"])
