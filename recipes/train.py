@@ -36,7 +36,7 @@ import numpy as np
 
 import zoo
 from zoo import data as zdata
-from zoo.callbacks import StopOnNaN, TimeLimit, TrainingDiverged
+from zoo.callbacks import StepLimit, StopOnNaN, TimeLimit, TrainingDiverged
 from zoo.visualize import save_image_grid
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
@@ -162,6 +162,24 @@ def command_line(argv):
     return "python -m recipes.train " + " ".join(shlex.quote(a) for a in args)
 
 
+def reproduce_command(argv, steps_done):
+    """The command with the wall-time budget replaced by the steps it bought: on
+    the same backend it retrains the same weights (seeded data, noise and init)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    kept, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in ("--minutes", "--steps"):
+            skip = True
+            continue
+        if a.startswith(("--minutes=", "--steps=")):
+            continue
+        kept.append(a)
+    return command_line(kept + ["--steps", str(steps_done)])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", choices=sorted(RECIPES), metavar="RECIPE", help=f"one of {sorted(RECIPES)}")
@@ -172,6 +190,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=None,
                    help="epochs (per phase); default 50, or 1000 with --minutes (the time limit stops it)")
     p.add_argument("--minutes", type=float, default=None, help="training time budget (split between phases)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps in all (per phase), a budget that replays exactly: the preset's "
+                        "metadata records the --steps command that reproduces a --minutes run")
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help=f"batches per epoch (default: one pass; {DEFAULT_STEPS_ENDLESS} for DSH-GAN's endless data)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -197,7 +218,7 @@ def main(argv=None):
 
     model = recipe.build(args.seed)
     model.compile(**recipe.optimizers())
-    epochs = args.epochs or (1000 if args.minutes else 50)
+    epochs = args.epochs or (1000 if args.minutes or args.steps else 50)
     steps = args.steps_per_epoch or steps_per_pass
     phase_dir = out / "phases"
     start = time.monotonic()
@@ -218,6 +239,8 @@ def main(argv=None):
         ]
         if args.minutes:
             callbacks.append(TimeLimit(args.minutes / len(recipe.phases)))
+        if args.steps:
+            callbacks.append(StepLimit(args.steps))
         print(f"[{args.recipe}] phase {tag}: training on {data_path}", flush=True)
         try:
             h = model.fit(ds, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=args.verbose)
@@ -246,6 +269,7 @@ def main(argv=None):
         "data": str(args.data or data_path),
         "split": recipe.split,
         "command": command_line(argv),
+        **({"reproduce": reproduce_command(argv, steps_done)} if len(recipe.phases) == 1 else {}),
         "figures": figures,
         "training": {
             "seed": args.seed, "batch_size": args.batch_size, "steps": steps_done,

@@ -276,3 +276,23 @@ def test_recipe_trains_and_writes_its_outputs(tmp_path, mnist_path):
     preset = GAN.from_preset(out / "preset")  # the recipe writes a preset folder
     assert isinstance(preset, GAN)
     assert preset.preset_metadata["command"].startswith("python -m recipes.train dcgan_mnist")
+
+
+def test_recipe_reproduce_command_retrains_the_same_weights(tmp_path, mnist_path):
+    # A run bounded by wall time records the --steps command that replays it;
+    # two runs of that command give the same weights, byte for byte.
+    def train(out, *budget):
+        proc = subprocess.run(
+            [sys.executable, "-m", "recipes.train", "gan_mlp_mnist", "--data", str(mnist_path),
+             "--out", str(out), "--steps-per-epoch", "4", "--verbose", "0", "--no-eval", *budget],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads((out / "preset" / "metadata.json").read_text())
+
+    first = train(tmp_path / "a", "--steps", "6")  # 1.5 epochs: the stop falls mid-epoch
+    assert first["training"]["steps"] == 6
+    assert first["reproduce"].endswith("--steps 6") and "--minutes" not in first["reproduce"]
+    second = train(tmp_path / "b", "--steps", "6")
+    assert first["sha256"] == second["sha256"]

@@ -65,3 +65,17 @@ class StopOnNaN(keras.callbacks.Callback):
                 f"Training diverged at {where}: {', '.join(f'{k}={v}' for k, v in bad.items())}."
                 + kept
             )
+
+
+class StepLimit(keras.callbacks.Callback):
+    """Stop once the model has made `steps` train steps in all (a resumed run
+    counts the steps restored from its backup): a budget that, unlike wall time,
+    replays exactly."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = int(steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) >= self.steps:
+            self.model.stop_training = True
