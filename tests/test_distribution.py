@@ -6,10 +6,12 @@ fresh process, since the devices are fixed when a backend starts."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -66,5 +68,40 @@ def test_pytorch_says_it_has_no_data_parallel_fit():
             assert engine is not None
         return
     with pytest.raises(NotImplementedError, match="no data parallelism on the torch backend"):
+        with data_parallel():
+            pass
+
+
+def test_jax_two_hosts_step_like_one_process(tmp_path):
+    if BACKEND != "jax":
+        pytest.skip("multi-host data parallelism is the JAX backend's (see data_parallel)")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT), KERAS_BACKEND="jax")
+    env.pop("XLA_FLAGS", None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    cmd = [sys.executable, "-m", "tests.multihost_step"]
+    hosts = [subprocess.Popen(cmd + [str(i), port, str(tmp_path / f"h{i}.npz")], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    for h in hosts:
+        _, err = h.communicate(timeout=600)
+        assert h.returncode == 0, err[-3000:]
+    alone = subprocess.run(cmd + ["-1", "0", str(tmp_path / "one.npz")], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    h0, h1, one = (np.load(tmp_path / f) for f in ("h0.npz", "h1.npz", "one.npz"))
+    assert int(h0["processes"]) == 2 and int(one["processes"]) == 1
+    keys = [k for k in one.files if k.startswith("arr_")]
+    for k in keys:
+        np.testing.assert_array_equal(h0[k], h1[k])  # the hosts agree exactly
+        np.testing.assert_allclose(h0[k], one[k], atol=TOL, rtol=0)  # and with one process, to TOL
+
+
+def test_tensorflow_multi_worker_is_refused_with_the_reason(monkeypatch):
+    if BACKEND != "tensorflow":
+        pytest.skip("TF_CONFIG concerns the TensorFlow backend")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
+                                    '"task": {"type": "worker", "index": 0}}')
+    with pytest.raises(NotImplementedError, match="keras-team/keras#20585.*JAX backend"):
         with data_parallel():
             pass

@@ -365,7 +365,8 @@ def data_parallel(devices=None):
 
     The batch the data yields is the global batch; it is split over the devices.
     TensorFlow: `tf.distribute.MirroredStrategy(devices)` (default: every GPU, or
-    every CPU device), or `MultiWorkerMirroredStrategy` when `TF_CONFIG` is set.
+    every CPU device); one host only: Keras 3's fit fails under
+    `MultiWorkerMirroredStrategy`, so with `TF_CONFIG` set this raises.
     JAX: `keras.distribution.DataParallel(devices)` (default: every device of
     every process; on several hosts call `keras.distribution.initialize()`
     first). Yields the strategy or distribution. PyTorch: Keras's `fit` has no
@@ -375,19 +376,25 @@ def data_parallel(devices=None):
         import tensorflow as tf
 
         if os.environ.get("TF_CONFIG"):
-            key = ("multi_worker",)
-            make = tf.distribute.MultiWorkerMirroredStrategy
-        else:
-            if devices is None:
-                gpus = tf.config.list_logical_devices("GPU")
-                devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
-            key = tuple(devices)
-            make = functools.partial(tf.distribute.MirroredStrategy, list(devices))
+            # Checked here (2026-11, Keras 3.15, TF 2.21, two workers on
+            # localhost): Keras's TF fit fails under this strategy, first in its
+            # symbolic build, then in its multi-worker reduction of the scalar
+            # logs ("Invalid reduction dimension 0 for input with 0 dimensions").
+            raise NotImplementedError(
+                "TF_CONFIG is set, but Keras 3's fit() does not run under "
+                "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585). "
+                "Train on several hosts with the JAX backend: "
+                "keras.distribution.initialize(...) on each host, then data_parallel()."
+            )
+        if devices is None:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         # One strategy per set of devices and process: a second strategy over
         # the same devices reuses collective keys and its all-reduces can pair
         # with the first one's (seen as shape mismatches between replicas).
+        key = tuple(devices)
         if key not in _TF_STRATEGIES:
-            _TF_STRATEGIES[key] = make()
+            _TF_STRATEGIES[key] = tf.distribute.MirroredStrategy(list(devices))
         strategy = _TF_STRATEGIES[key]
         with strategy.scope():
             yield strategy
