@@ -72,36 +72,38 @@ def test_pytorch_says_it_has_no_data_parallel_fit():
             pass
 
 
-def test_jax_two_hosts_step_like_one_process(tmp_path):
-    if BACKEND != "jax":
-        pytest.skip("multi-host data parallelism is the JAX backend's (see data_parallel)")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT), KERAS_BACKEND="jax")
-    env.pop("XLA_FLAGS", None)
-    with socket.socket() as sock:
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
         sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
+    ports = [str(sock.getsockname()[1]) for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def test_two_hosts_step_like_one_process(tmp_path):
+    # JAX: two processes joined by keras.distribution.initialize; TensorFlow:
+    # two workers of MultiWorkerMirroredStrategy (TF_CONFIG).
+    if BACKEND == "torch":
+        pytest.skip("Keras's fit has no data parallelism on PyTorch")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    env.pop("XLA_FLAGS", None)
+    env.pop("TF_CONFIG", None)
+    ports = _free_ports(2)
     cmd = [sys.executable, "-m", "tests.multihost_step"]
-    hosts = [subprocess.Popen(cmd + [str(i), port, str(tmp_path / f"h{i}.npz")], env=env, cwd=ROOT,
+    hosts = [subprocess.Popen(cmd + [str(i), *ports, str(tmp_path / f"h{i}.npz")], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
     for h in hosts:
         _, err = h.communicate(timeout=600)
         assert h.returncode == 0, err[-3000:]
-    alone = subprocess.run(cmd + ["-1", "0", str(tmp_path / "one.npz")], env=env, cwd=ROOT,
+    alone = subprocess.run(cmd + ["-1", *ports, str(tmp_path / "one.npz")], env=env, cwd=ROOT,
                            capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stderr[-3000:]
     h0, h1, one = (np.load(tmp_path / f) for f in ("h0.npz", "h1.npz", "one.npz"))
-    assert int(h0["processes"]) == 2 and int(one["processes"]) == 1
-    keys = [k for k in one.files if k.startswith("arr_")]
-    for k in keys:
+    assert int(h0["replicas"]) == 2 and int(one["replicas"]) == 1
+    for k in [k for k in one.files if k.startswith("arr_")]:
         np.testing.assert_array_equal(h0[k], h1[k])  # the hosts agree exactly
-        np.testing.assert_allclose(h0[k], one[k], atol=TOL, rtol=0)  # and with one process, to TOL
+        np.testing.assert_allclose(h0[k], one[k], atol=TOL, rtol=0)  # and with one process
 
 
-def test_tensorflow_multi_worker_is_refused_with_the_reason(monkeypatch):
-    if BACKEND != "tensorflow":
-        pytest.skip("TF_CONFIG concerns the TensorFlow backend")
-    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, '
-                                    '"task": {"type": "worker", "index": 0}}')
-    with pytest.raises(NotImplementedError, match="keras-team/keras#20585.*JAX backend"):
-        with data_parallel():
-            pass

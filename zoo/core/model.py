@@ -43,7 +43,7 @@ class AdversarialModel(keras.Model):
                 _counting_steps(cls.__dict__["train_step"])
             )
         if "test_step" in cls.__dict__:
-            cls.test_step = backend_step.stateless_step(cls.__dict__["test_step"])
+            cls.test_step = backend_step.stateless_step(_replica_logs(cls.__dict__["test_step"]))
 
     # -- players ------------------------------------------------------------
     def player_variables(self, player):
@@ -220,6 +220,17 @@ class AdversarialModel(keras.Model):
             if f"rng_{i}" in keys:  # presets saved before this carry none
                 v.assign(keras.ops.cast(np.asarray(store[f"rng_{i}"]), v.dtype))
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's TF trainer builds a model symbolically from a first batch, which
+        # under tf.distribute it first averages over the replicas: that fails under
+        # MultiWorkerMirroredStrategy (keras-team/keras#20585). A zoo model is
+        # built when constructed and its optimizers when compiled: nothing to build.
+        if all(layer.built for layer in self._flatten_layers()) and (
+            self.optimizer is None or self.optimizer.built
+        ):
+            return
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # -- input checks -----------------------------------------------------------
     def fit(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
@@ -261,12 +272,22 @@ def _counting_steps(fn):
     def train_step(self, data):
         logs = fn(self, data)
         self.optimizer.iterations.assign_add(1)
-        return logs
+        return backend_step.replica_logs(logs)
 
     train_step.__wrapped__ = fn
     train_step.__name__ = fn.__name__
     train_step.__doc__ = fn.__doc__
     return train_step
+
+
+def _replica_logs(fn):
+    def test_step(self, data):
+        return backend_step.replica_logs(fn(self, data))
+
+    test_step.__wrapped__ = fn
+    test_step.__name__ = fn.__name__
+    test_step.__doc__ = fn.__doc__
+    return test_step
 
 
 def _resume_position(x, callbacks, steps_per_epoch):

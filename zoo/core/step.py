@@ -289,6 +289,30 @@ def stateless_step(fn):
     return fn
 
 
+def _tf_multi_worker(strategy):
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    )
+
+
+def replica_logs(logs):
+    """A step's logs in a form Keras's trainer can reduce over the replicas.
+
+    Under MultiWorkerMirroredStrategy Keras's TF trainer averages each log along
+    axis 0 across workers, which fails on the scalars every model logs
+    (keras-team/keras#20585); as shape-(1,) tensors they average to the same
+    scalars. Elsewhere the logs are returned as they are.
+    """
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        if _tf_multi_worker(tf.distribute.get_strategy()):
+            return {k: tf.reshape(v, (1,)) if v.shape.rank == 0 else v for k, v in logs.items()}
+    return logs
+
+
 def replica_draw(draw, shape):
     """`draw(shape)`, made the same on one device and on several.
 
@@ -365,8 +389,7 @@ def data_parallel(devices=None):
 
     The batch the data yields is the global batch; it is split over the devices.
     TensorFlow: `tf.distribute.MirroredStrategy(devices)` (default: every GPU, or
-    every CPU device); one host only: Keras 3's fit fails under
-    `MultiWorkerMirroredStrategy`, so with `TF_CONFIG` set this raises.
+    every CPU device), or `MultiWorkerMirroredStrategy` when `TF_CONFIG` is set.
     JAX: `keras.distribution.DataParallel(devices)` (default: every device of
     every process; on several hosts call `keras.distribution.initialize()`
     first). Yields the strategy or distribution. PyTorch: Keras's `fit` has no
@@ -376,16 +399,12 @@ def data_parallel(devices=None):
         import tensorflow as tf
 
         if os.environ.get("TF_CONFIG"):
-            # Checked here (2026-11, Keras 3.15, TF 2.21, two workers on
-            # localhost): Keras's TF fit fails under this strategy, first in its
-            # symbolic build, then in its multi-worker reduction of the scalar
-            # logs ("Invalid reduction dimension 0 for input with 0 dimensions").
-            raise NotImplementedError(
-                "TF_CONFIG is set, but Keras 3's fit() does not run under "
-                "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585). "
-                "Train on several hosts with the JAX backend: "
-                "keras.distribution.initialize(...) on each host, then data_parallel()."
-            )
+            # One strategy per process, as TensorFlow requires.
+            if "multi_worker" not in _TF_STRATEGIES:
+                _TF_STRATEGIES["multi_worker"] = tf.distribute.MultiWorkerMirroredStrategy()
+            with _TF_STRATEGIES["multi_worker"].scope():
+                yield _TF_STRATEGIES["multi_worker"]
+            return
         if devices is None:
             gpus = tf.config.list_logical_devices("GPU")
             devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
