@@ -191,7 +191,7 @@ def main(argv=None):
                    help="epochs (per phase); default 50, or 1000 with --minutes (the time limit stops it)")
     p.add_argument("--minutes", type=float, default=None, help="training time budget (split between phases)")
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps in all (per phase), a budget that replays exactly: the preset's "
+                   help="training steps (per phase), a budget that replays exactly: the preset's "
                         "metadata records the --steps command that reproduces a --minutes run")
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help=f"batches per epoch (default: one pass; {DEFAULT_STEPS_ENDLESS} for DSH-GAN's endless data)")
@@ -239,8 +239,8 @@ def main(argv=None):
         ]
         if args.minutes:
             callbacks.append(TimeLimit(args.minutes / len(recipe.phases)))
-        if args.steps:
-            callbacks.append(StepLimit(args.steps))
+        if args.steps:  # per phase, counted from where the phase starts
+            callbacks.append(StepLimit(args.steps, start=keras.ops.convert_to_numpy(model.optimizer.iterations)))
         print(f"[{args.recipe}] phase {tag}: training on {data_path}", flush=True)
         try:
             h = model.fit(ds, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=args.verbose)

@@ -131,3 +131,13 @@ def test_nan_stops_with_a_message_and_keeps_the_last_good_backup(tmp_path):
     good.load_weights(backup_dir / "latest.weights.h5")
     assert all(np.isfinite(w).all() for w in state(good))
     assert int(keras.ops.convert_to_numpy(good.optimizer.iterations)) == 5  # the batches before the bad one
+
+
+def test_step_limit_counts_from_where_a_phase_starts():
+    from zoo.callbacks import StepLimit
+
+    gan = model()
+    for phase_end in (3, 6):  # a second phase gets its own budget of 3 steps
+        start = keras.ops.convert_to_numpy(gan.optimizer.iterations)
+        gan.fit(stream(data()), epochs=10, steps_per_epoch=2, verbose=0, callbacks=[StepLimit(3, start=start)])
+        assert int(keras.ops.convert_to_numpy(gan.optimizer.iterations)) == phase_end

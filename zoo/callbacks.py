@@ -68,14 +68,16 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class StepLimit(keras.callbacks.Callback):
-    """Stop once the model has made `steps` train steps in all (a resumed run
+    """Stop once the model's step counter reaches `start + steps` (a resumed run
     counts the steps restored from its backup): a budget that, unlike wall time,
-    replays exactly."""
+    replays exactly. `start`: the counter where this budget began (a second
+    training phase of the same model starts where the first ended)."""
 
-    def __init__(self, steps):
+    def __init__(self, steps, start=0):
         super().__init__()
-        self.steps = int(steps)
+        self.steps, self.start = int(steps), int(start)
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) >= self.steps:
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if done >= self.start + self.steps:
             self.model.stop_training = True
