@@ -28,7 +28,7 @@ EQUAL = ["gan", "dshgan_pretrain", "dshgan_hash", "avb"]
 # With batch norm, TensorFlow's replicas normalise over their own half of the
 # batch (as tf.distribute and PyTorch's DDP do without sync BN); JAX's
 # DataParallel compiles one program for the global batch, so there it is exact.
-BATCH_NORM = ["gan_dcgan", "vaegan", "vae"]
+BATCH_NORM = ["vaegan", "vae"]
 
 
 @pytest.fixture(scope="module")

@@ -41,10 +41,10 @@ def _train(name):
     build, data = MODELS[name]
     model = build()
     model.compile()
-    logs = [model.fit(*data(), batch_size=8, epochs=2, verbose=0).history]
+    logs = [model.fit(*data(), batch_size=8, epochs=1, verbose=0).history]
     if name == "dshgan":  # both phases
         model.phase = "hash"
-        logs.append(model.fit(*data(), batch_size=8, epochs=2, verbose=0).history)
+        logs.append(model.fit(*data(), batch_size=8, epochs=1, verbose=0).history)
     return model, logs
 
 
