@@ -65,14 +65,19 @@ def fit(gan, backup_dir, *extra):
     )
 
 
-def test_a_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path):
+def straight_and_interrupted(tmp_path):
+    """An uninterrupted run, and a backup in tmp_path/b of a run stopped mid-epoch 2."""
     keras.utils.set_random_seed(0)
     straight = model()
     fit(straight, tmp_path / "a")
-
     keras.utils.set_random_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        fit(model(), tmp_path / "b", Interrupt(epoch=1, batch=1))  # mid-epoch 2
+        fit(model(), tmp_path / "b", Interrupt(epoch=1, batch=1))
+    return straight
+
+
+def test_a_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path):
+    straight = straight_and_interrupted(tmp_path)
     meta = json.loads((tmp_path / "b" / "training_metadata.json").read_text())
     assert meta["epoch"] == 1, "the backup should hold the end of epoch 1"
 
@@ -89,12 +94,7 @@ def test_a_run_interrupted_mid_epoch_resumes_to_the_same_weights(tmp_path):
 def test_without_the_replay_the_resumed_run_would_differ(tmp_path):
     # The check above has teeth: a resumed run that reads the data from its
     # start (as Keras alone does) ends elsewhere.
-    keras.utils.set_random_seed(0)
-    straight = model()
-    fit(straight, tmp_path / "a")
-    keras.utils.set_random_seed(0)
-    with pytest.raises(KeyboardInterrupt):
-        fit(model(), tmp_path / "b", Interrupt(epoch=1, batch=1))
+    straight = straight_and_interrupted(tmp_path)
     keras.utils.set_random_seed(0)
     resumed = model()
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "b"))
