@@ -44,13 +44,31 @@ def build(bits, args, **kwargs):
     )
 
 
-def fit_steps(model, dataset, steps, label):
+class _Deadline(keras.callbacks.Callback):
+    """Counts steps and stops at a wall-clock deadline (a safety net on a lent
+    machine: the table then reports the steps actually run)."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.end = time.time() + 60 * minutes if minutes else None
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.end is not None and time.time() > self.end:
+            self.model.stop_training = True
+
+
+def fit_steps(model, dataset, steps, label, max_minutes=None):
+    """Train `steps` steps (fewer if `max_minutes` runs out); (steps run, minutes)."""
     start = time.time()
     chunk = max(1, min(steps, 250))
-    model.fit(dataset, epochs=max(1, steps // chunk), steps_per_epoch=chunk, verbose=2)
+    deadline = _Deadline(max_minutes)
+    model.fit(dataset, epochs=max(1, steps // chunk), steps_per_epoch=chunk, verbose=2,
+              callbacks=[deadline])
     minutes = (time.time() - start) / 60
-    print(f"[{label}] {steps} steps in {minutes:.1f} min", flush=True)
-    return minutes
+    print(f"[{label}] {deadline.steps} of {steps} steps in {minutes:.1f} min", flush=True)
+    return deadline.steps, minutes
 
 
 def evaluate(codes_q, codes_db, y_q, y_db):
@@ -76,12 +94,24 @@ def main(argv=None):
                         help="share of labelled images in DSH-GAN's hash-phase batches "
                              "(default: --labelled-fraction)")
     parser.add_argument("--pretrained", default=None,
-                        help="a saved pre-trained generator (.keras) instead of pre-training")
+                        help="a pre-trained DSH-GAN (pretrained.keras: G and D) or generator "
+                             "(.keras) instead of pre-training")
+    parser.add_argument("--pretrain-only", action="store_true",
+                        help="pre-train G and D, save them (pretrained.keras) and stop: parallel "
+                             "runs per code length then load them with --pretrained")
     parser.add_argument("--methods", nargs="+", default=["lsh", "itq", "real", "dsh"],
                         choices=["lsh", "itq", "real", "dsh"])
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop a training phase after this many minutes (the table shows "
+                             "the steps run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(RESULTS / "dshgan_cifar10"))
+    parser.add_argument("--merge", nargs="+", default=None, metavar="RUN_DIR",
+                        help="only merge the tables of these runs into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        return merge(args.out, args.merge)
     keras.utils.set_random_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,18 +135,30 @@ def main(argv=None):
     pretrained = build(args.bits[0], args)
     pretrained.compile()
     if args.pretrained:
-        pretrained.generator.set_weights(keras.models.load_model(args.pretrained).get_weights())
+        loaded = keras.models.load_model(args.pretrained)
+        if isinstance(loaded, DSHGAN):  # G and D of the pre-training phase
+            pretrained.generator.set_weights(loaded.generator.get_weights())
+            pretrained.discriminator.set_weights(loaded.discriminator.get_weights())
+        else:  # a generator alone (older runs): D starts fresh
+            pretrained.generator.set_weights(loaded.get_weights())
         pre_minutes, args.pretrain_steps = 0.0, f"loaded from {args.pretrained}"
     elif "dsh" in args.methods:
         pretrained.phase = "pretrain"
-        pre_minutes = fit_steps(pretrained, semi, args.pretrain_steps, "pretrain G")
+        args.pretrain_steps, pre_minutes = fit_steps(pretrained, semi, args.pretrain_steps,
+                                                     "pretrain G", args.max_minutes)
         pretrained.generator.save(out / "generator_pretrained.keras")
+        pretrained.save(out / "pretrained.keras")
         from zoo.visualize import save_image_grid
 
         save_image_grid(pretrained.generate(100, seed=0, labels=np.repeat(np.arange(10), 10)),
                         out / "pretrained_samples.png", cols=10)
     else:
         pre_minutes = 0.0
+    if args.pretrain_only:
+        header = (f"pre-training: backend {keras.backend.backend()}, batch {args.batch_size}, widths "
+                  f"G {args.g_width} D {args.d_width}; G and D pre-trained {args.pretrain_steps} "
+                  f"steps ({pre_minutes:.1f} min), {args.labelled_fraction:g} of a batch labelled.")
+        return write_table(out, [header], [], {"args": vars(args), "minutes": pre_minutes})
 
     pixels_db = scale(x_db, (0.0, 1.0)).reshape(len(x_db), -1)
     pixels_q = scale(x_q, (0.0, 1.0)).reshape(len(x_q), -1)
@@ -136,8 +178,9 @@ def main(argv=None):
         if "real" in args.methods:
             real = build(bits, args, synthetic_triplets=False, phase="hash")
             real.compile()
-            minutes = fit_steps(real, labelled_only, args.hash_steps, f"real triplets {bits}")
-            rows.append({"bits": bits, "method": "real triplets (no G)", "steps": args.hash_steps,
+            steps, minutes = fit_steps(real, labelled_only, args.hash_steps, f"real triplets {bits}",
+                                       args.max_minutes)
+            rows.append({"bits": bits, "method": "real triplets (no G)", "steps": steps,
                          "minutes": minutes,
                          **evaluate(real.hash(images_q), real.hash(images_db), y_q, y_db)})
             print(rows[-1], flush=True)
@@ -148,32 +191,51 @@ def main(argv=None):
         dsh.generator.set_weights(pretrained.generator.get_weights())
         dsh.discriminator.set_weights(pretrained.discriminator.get_weights())
         dsh.compile()
-        minutes = fit_steps(dsh, hash_data, args.hash_steps, f"DSH-GAN {bits}")
+        steps, minutes = fit_steps(dsh, hash_data, args.hash_steps, f"DSH-GAN {bits}",
+                                   args.max_minutes)
         rows.append({"bits": bits, "method": f"DSH-GAN (labelled share {hash_fraction:g})",
-                     "steps": args.hash_steps, "minutes": minutes,
+                     "steps": steps, "minutes": minutes,
                      **evaluate(dsh.hash(images_q), dsh.hash(images_db), y_q, y_db)})
         print(rows[-1], flush=True)
         dsh.save(out / f"dshgan_{bits}.keras")
 
+    header = (
+        f"backend {keras.backend.backend()}, batch {args.batch_size}, widths G {args.g_width} "
+        f"D {args.d_width} H {args.h_width}; G pre-trained {args.pretrain_steps} steps "
+        f"({pre_minutes:.1f} min), shared by every code length; batches half labelled in "
+        f"pre-training, {hash_fraction:g} labelled in DSH-GAN's hash phase."
+    )
+    write_table(out, [header], rows, {"args": vars(args)})
+
+
+def write_table(out, header, rows, extra):
     lines = [
         "DSH-GAN on CIFAR-10 (JPEG export), protocol seed 0: 1,000 queries, 5,000 labelled, "
         "59,000 database; MAP over the whole database, ties by database position; "
         "P@r2 counts empty retrievals as 0.",
-        f"backend {keras.backend.backend()}, batch {args.batch_size}, widths G {args.g_width} "
-        f"D {args.d_width} H {args.h_width}; G pre-trained {args.pretrain_steps} steps "
-        f"({pre_minutes:.1f} min), shared by every code length; batches half labelled in "
-        f"pre-training, {hash_fraction:g} labelled in DSH-GAN's hash phase.",
+        *header,
         "",
         f"{'bits':>4}  {'method':<30} {'steps':>6} {'min':>6} {'MAP':>7} {'P@r2':>7}",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["bits"]):
         lines.append(f"{r['bits']:>4}  {r['method']:<30} {r['steps']:>6} {r['minutes']:>6.1f} "
                      f"{r['map']:>7.4f} {r['p_r2']:>7.4f}")
     table = "\n".join(lines)
     print(table)
     (out / "table.txt").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    (out / "results.json").write_text(json.dumps({**extra, "rows": rows}, indent=1))
 
+
+def merge(out, parts):
+    """One table from the results.json of runs made in parallel (one per method and length)."""
+    rows, headers, runs = [], [], {}
+    for part in parts:
+        result = json.loads((Path(part) / "results.json").read_text())
+        rows += result["rows"]
+        runs[str(part)] = result["args"]
+        header = (Path(part) / "table.txt").read_text().splitlines()[1]
+        headers.append(f"{Path(part).name}: {header}")
+    write_table(Path(out), headers, rows, {"runs": runs})
 
 if __name__ == "__main__":
     main()

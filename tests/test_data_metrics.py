@@ -169,3 +169,34 @@ def test_semi_supervised_dataset_mixes_labelled_and_unlabelled():
     assert yv.shape == (10, 10) and set(yv.sum(1)) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="labelled_fraction"):
         semi_supervised_dataset(labelled, np.arange(50) % 10, unlabelled, labelled_fraction=0)
+
+
+def test_semi_supervised_numpy_stream_for_machines_without_tensorflow():
+    """The NumPy stream (what a JAX or torch machine without TensorFlow gets) keeps
+    the tf.data pipeline's law: labelled share, label convention, every image once a pass."""
+    from zoo.data.pipeline import semi_supervised_dataset
+
+    labelled = np.repeat(np.arange(50, dtype="uint8"), 3 * 4).reshape(50, 2, 2, 3)  # image i is all i
+    unlabelled = np.full((500, 2, 2, 3), 255, "uint8")
+    stream = semi_supervised_dataset(labelled, np.arange(50) % 10, unlabelled, batch_size=100,
+                                     labelled_fraction=0.3, seed=0, stream="numpy")
+    seen, shares = [], []
+    for _ in range(20):
+        x, y = next(stream)
+        assert x.shape == (100, 2, 2, 3) and x.dtype == np.float32 and -1 <= x.min() <= x.max() <= 1
+        np.testing.assert_array_equal(y >= 0, x[:, 0, 0, 0] < 1)
+        shares.append(np.mean(y >= 0))
+        ids = np.rint((x[y >= 0, 0, 0, 0] + 1) * 127.5).astype(int)
+        np.testing.assert_array_equal(y[y >= 0], ids % 10)  # each image keeps its own label
+        seen.extend(ids)
+    assert abs(np.mean(shares) - 0.3) < 0.05  # as above: 5 sd of 2,000 Bernoulli(0.3) draws
+    # Passes are permutations: after ~12 passes no image is drawn twice more than another.
+    counts = np.bincount(seen, minlength=50)
+    assert counts.max() - counts.min() <= 1, counts
+    again = semi_supervised_dataset(labelled, np.arange(50) % 10, unlabelled, batch_size=100,
+                                    labelled_fraction=0.3, seed=0, stream="numpy")
+    np.testing.assert_array_equal(next(again)[1], next(semi_supervised_dataset(
+        labelled, np.arange(50) % 10, unlabelled, batch_size=100, labelled_fraction=0.3, seed=0,
+        stream="numpy"))[1])
+    with pytest.raises(ValueError, match="stream"):
+        semi_supervised_dataset(labelled, np.arange(50) % 10, unlabelled, stream="torch")

@@ -1,13 +1,32 @@
 """tf.data pipelines scaled to a model's range, and seeded splits.
 
 tf.data feeds `model.fit` on every Keras backend (Keras converts batches to
-JAX or torch tensors), so one pipeline serves all three.
+JAX or torch tensors), so one pipeline serves all three. TensorFlow is imported
+when a pipeline is built, not with the zoo: a JAX or PyTorch machine without it
+still imports every model, and `semi_supervised_dataset` falls back to a seeded
+NumPy stream there.
 """
 
+import importlib.util
+
 import numpy as np
-import tensorflow as tf
 
 from zoo.data.sources import load_arrays
+
+
+def has_tensorflow():
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _tf():
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise ImportError(
+            "zoo.data's tf.data pipelines need TensorFlow (pip install tensorflow). Without it, "
+            "pass NumPy arrays to fit, or semi_supervised_dataset(..., stream='numpy')."
+        ) from e
+    return tf
 
 
 def scale(x, value_range=(-1.0, 1.0)):
@@ -15,6 +34,7 @@ def scale(x, value_range=(-1.0, 1.0)):
     lo, hi = value_range
     if isinstance(x, np.ndarray):
         return (x.astype(np.float32) / 255.0) * (hi - lo) + lo
+    tf = _tf()
     return tf.cast(x, tf.float32) / 255.0 * (hi - lo) + lo
 
 
@@ -44,6 +64,7 @@ def make_dataset(
         raise ValueError(
             f"Only {len(x)} examples for batch_size {batch_size} with drop_remainder."
         )
+    tf = _tf()
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, np.asarray(y)))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -117,6 +138,7 @@ def semi_supervised_dataset(
     labelled_fraction=0.5,
     value_range=(-1.0, 1.0),
     seed=0,
+    stream="auto",
 ):
     """An endless pipeline of `(images, labels)` mixing labelled and unlabelled
     images, for semi-supervised models (DSH-GAN). Unlabelled images carry label
@@ -126,6 +148,9 @@ def semi_supervised_dataset(
     `labelled_fraction` (seeded), so a batch holds that share of labelled images
     on average however few labels there are (DSH-GAN's CIFAR-10 protocol has
     5,000 labelled against 54,000 unlabelled). Endless: pass `steps_per_epoch` to fit.
+
+    `stream`: "tf.data", "numpy" (a generator of NumPy batches with the same
+    sampling law, not the same draws) or "auto" (tf.data when TensorFlow is installed).
     """
     x_labelled, x_unlabelled = np.asarray(x_labelled), np.asarray(x_unlabelled)
     y_labelled = np.asarray(y_labelled)
@@ -146,6 +171,14 @@ def semi_supervised_dataset(
     else:
         y_labelled = y_labelled.astype("float32")
         y_unlabelled = np.zeros((len(x_unlabelled), y_labelled.shape[1]), "float32")
+    if stream not in ("auto", "tf.data", "numpy"):
+        raise ValueError(f"stream must be 'auto', 'tf.data' or 'numpy'; got {stream!r}.")
+    use_unlabelled = labelled_fraction < 1.0 and len(x_unlabelled) > 0
+    if stream == "numpy" or (stream == "auto" and not has_tensorflow()):
+        parts = [(x_labelled, y_labelled)] + ([(x_unlabelled, y_unlabelled)] if use_unlabelled else [])
+        weights = [labelled_fraction, 1.0 - labelled_fraction][: len(parts)]
+        return _numpy_mix(parts, weights, batch_size, value_range, seed)
+    tf = _tf()
 
     def endless(x, y, s):
         ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -153,10 +186,40 @@ def semi_supervised_dataset(
 
     parts = [endless(x_labelled, y_labelled, seed)]
     weights = [labelled_fraction]
-    if labelled_fraction < 1.0 and len(x_unlabelled):
+    if use_unlabelled:
         parts.append(endless(x_unlabelled, y_unlabelled, seed + 1))
         weights.append(1.0 - labelled_fraction)
     ds = tf.data.Dataset.sample_from_datasets(parts, weights, seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(lambda b, l: (scale(b, value_range), l), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _numpy_mix(parts, weights, batch_size, value_range, seed):
+    """Endless `(images, labels)` batches: each example from part i with
+    probability weights[i]; each part read in a fresh seeded permutation per pass."""
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(len(x)) for x, _ in parts]
+    cursors = [0] * len(parts)
+    weights = np.asarray(weights, "float64") / np.sum(weights)
+
+    def take(i, n):
+        out = []
+        while n:
+            if cursors[i] == len(orders[i]):
+                orders[i], cursors[i] = rng.permutation(len(orders[i])), 0
+            got = orders[i][cursors[i]: cursors[i] + n]
+            cursors[i] += len(got)
+            n -= len(got)
+            out.append(got)
+        return np.concatenate(out)
+
+    while True:
+        which = rng.choice(len(parts), size=batch_size, p=weights)
+        xs, ys = [], []
+        for i, (x, y) in enumerate(parts):
+            idx = take(i, int(np.sum(which == i)))
+            xs.append(x[idx])
+            ys.append(y[idx])
+        perm = rng.permutation(batch_size)  # interleave the parts within the batch
+        yield scale(np.concatenate(xs)[perm], value_range), np.concatenate(ys)[perm]
