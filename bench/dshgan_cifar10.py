@@ -40,7 +40,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def build(bits, args, **kwargs):
     return DSHGAN.build_default(
         (32, 32, 3), num_classes=10, code_length=bits, latent_dim=args.latent_dim,
-        g_width=args.g_width, d_width=args.d_width, h_width=args.h_width, seed=args.seed, **kwargs,
+        g_width=args.g_width, d_width=args.d_width, h_width=args.h_width, seed=args.seed,
+        diversity_weight=args.diversity_weight, **kwargs,
     )
 
 
@@ -71,6 +72,23 @@ def fit_steps(model, dataset, steps, label, max_minutes=None):
     return deadline.steps, minutes
 
 
+def intra_class_diversity(model, x_tr, y_tr, n=50, seed=0):
+    """Mean pairwise L1 distance (pixels in [0, 1]) between G's samples of a class,
+    over that of real labelled images of the class, averaged over classes: near 0
+    when G ignores z, near 1 when its samples vary as much as real ones."""
+    def spread(x):
+        x = x.reshape(len(x), -1)
+        return np.mean(np.abs(x[:, None] - x[None]).mean(-1)[np.triu_indices(len(x), 1)])
+
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for c in range(model.num_classes):
+        real = x_tr[rng.choice(np.flatnonzero(y_tr == c), n, replace=False)].astype("float32") / 255
+        fake = model.generate(n, seed=seed + c, labels=c)
+        ratios.append(spread(fake) / spread(real))
+    return float(np.mean(ratios))
+
+
 def evaluate(codes_q, codes_db, y_q, y_db):
     return {
         "map": mean_average_precision(codes_q, codes_db, y_q, y_db),
@@ -88,6 +106,8 @@ def main(argv=None):
     parser.add_argument("--g-width", type=int, default=32)
     parser.add_argument("--d-width", type=int, default=32)
     parser.add_argument("--h-width", type=int, default=32)
+    parser.add_argument("--diversity-weight", type=float, default=0.0,
+                        help="mode-seeking term in G's pre-training (0: the paper's loss)")
     parser.add_argument("--labelled-fraction", type=float, default=0.5,
                         help="share of labelled images in a semi-supervised batch")
     parser.add_argument("--hash-labelled-fraction", type=float, default=None,
@@ -134,6 +154,7 @@ def main(argv=None):
     # One semi-supervised pre-training of G, shared by every code length.
     pretrained = build(args.bits[0], args)
     pretrained.compile()
+    diversity = float("nan")  # measured after a pre-training
     if args.pretrained:
         loaded = keras.models.load_model(args.pretrained)
         if isinstance(loaded, DSHGAN):  # G and D of the pre-training phase
@@ -152,12 +173,16 @@ def main(argv=None):
 
         save_image_grid(pretrained.generate(100, seed=0, labels=np.repeat(np.arange(10), 10)),
                         out / "pretrained_samples.png", cols=10)
+        diversity = intra_class_diversity(pretrained, x_tr, y_tr)
+        print(f"[pretrain G] intra-class diversity (G / real): {diversity:.3f}", flush=True)
     else:
         pre_minutes = 0.0
     if args.pretrain_only:
         header = (f"pre-training: backend {keras.backend.backend()}, batch {args.batch_size}, widths "
                   f"G {args.g_width} D {args.d_width}; G and D pre-trained {args.pretrain_steps} "
-                  f"steps ({pre_minutes:.1f} min), {args.labelled_fraction:g} of a batch labelled.")
+                  f"steps ({pre_minutes:.1f} min), {args.labelled_fraction:g} of a batch labelled, "
+                  f"diversity weight {args.diversity_weight:g}; intra-class diversity of G's samples "
+                  f"over real ones {diversity:.3f}.")
         return write_table(out, [header], [], {"args": vars(args), "minutes": pre_minutes})
 
     pixels_db = scale(x_db, (0.0, 1.0)).reshape(len(x_db), -1)

@@ -21,8 +21,10 @@ common=(--batch-size "$BATCH" --g-width "$WIDTH" --d-width "$WIDTH" --h-width "$
 # Decode the JPEG zip once into the cache every process then reads.
 $PY -c "from zoo.data import cifar10_hashing_split as s; print(s())" || exit 1
 
-$PY -m bench.dshgan_cifar10 "${common[@]}" --methods lsh itq --bits 12 48 --out "$RUN/pixels" \
-    > "$RUN/pixels.log" 2>&1 &
+if [ "${PIXELS:-1}" = 1 ]; then  # PIXELS=0 skips the (deterministic) LSH and ITQ rows
+    $PY -m bench.dshgan_cifar10 "${common[@]}" --methods lsh itq --bits 12 48 --out "$RUN/pixels" \
+        > "$RUN/pixels.log" 2>&1 &
+fi
 for bits in 12 48; do
     $PY -m bench.dshgan_cifar10 "${common[@]}" --methods real --bits $bits --out "$RUN/real$bits" \
         > "$RUN/real$bits.log" 2>&1 &
@@ -31,7 +33,7 @@ $PY -m bench.dshgan_cifar10 "${common[@]}" --methods dsh --bits 12 --pretrain-on
     > "$RUN/pre.log" 2>&1
 # The hash phase with half of a batch labelled (as in pre-training) and with all of it.
 for bits in 12 48; do
-    for share in 0.5 1; do
+    for share in ${SHARES:-0.5 1}; do
         $PY -m bench.dshgan_cifar10 "${common[@]}" --methods dsh --bits $bits \
             --hash-labelled-fraction $share --pretrained "$RUN/pre/pretrained.keras" \
             --out "$RUN/dsh${bits}_$share" > "$RUN/dsh${bits}_$share.log" 2>&1 &

@@ -1,7 +1,10 @@
 """Run the whole test suite once per Keras backend: `python -m tests [pytest args]`.
 
 The backend is fixed when Keras is imported, so each backend gets its own
-pytest process. Exits non-zero if any backend fails.
+pytest process. Within a backend, pytest-xdist spreads the test files over one
+worker per core (`ZOO_TEST_WORKERS`, default "auto"; "0" runs in one process):
+most tests are small compiles and steps that use one core. Exits non-zero if
+any backend fails.
 """
 
 import os
@@ -10,6 +13,15 @@ import sys
 import time
 
 BACKENDS = os.environ.get("ZOO_TEST_BACKENDS", "tensorflow,jax,torch").split(",")
+WORKERS = os.environ.get("ZOO_TEST_WORKERS", "auto")
+
+
+def xdist_args(argv):
+    """`-n WORKERS --dist loadfile` (a file's tests and module fixtures stay on one
+    worker), unless the command line chooses its own or asks for one process."""
+    if WORKERS == "0" or any(a.startswith(("-n", "--numprocesses")) for a in argv):
+        return []
+    return ["-n", WORKERS, "--dist", "loadfile"]
 
 
 def main():
@@ -18,7 +30,9 @@ def main():
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
         print(f"\n===== pytest on the {backend} backend =====", flush=True)
         start = time.monotonic()
-        rc = subprocess.call([sys.executable, "-m", "pytest", "tests", *sys.argv[1:]], env=env)
+        rc = subprocess.call(
+            [sys.executable, "-m", "pytest", "tests", *xdist_args(sys.argv[1:]), *sys.argv[1:]], env=env
+        )
         results[backend] = (rc, time.monotonic() - start)
     print("\n===== summary =====")
     for backend, (rc, seconds) in results.items():

@@ -281,18 +281,22 @@ def test_recipe_trains_and_writes_its_outputs(tmp_path, mnist_path):
 def test_recipe_reproduce_command_retrains_the_same_weights(tmp_path, mnist_path):
     # A run bounded by wall time records the --steps command that replays it;
     # two runs of that command give the same weights, byte for byte.
-    def train(out, *budget):
-        proc = subprocess.run(
+    def start(out):  # the two runs side by side: two cores
+        return subprocess.Popen(
             [sys.executable, "-m", "recipes.train", "gan_mlp_mnist", "--data", str(mnist_path),
-             "--out", str(out), "--steps-per-epoch", "4", "--verbose", "0", "--no-eval", *budget],
-            cwd=ROOT, capture_output=True, text=True, timeout=600,
+             "--out", str(out), "--steps-per-epoch", "4", "--verbose", "0", "--no-eval",
+             "--steps", "6"],  # 1.5 epochs: the stop falls mid-epoch
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         )
-        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def finish(proc, out):
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-2000:]
         return json.loads((out / "preset" / "metadata.json").read_text())
 
-    first = train(tmp_path / "a", "--steps", "6")  # 1.5 epochs: the stop falls mid-epoch
+    runs = [(start(tmp_path / d), tmp_path / d) for d in "ab"]
+    first, second = (finish(proc, out) for proc, out in runs)
     assert first["training"]["steps"] == 6
     assert first["reproduce"].endswith("--steps 6") and "--minutes" not in first["reproduce"]
-    second = train(tmp_path / "b", "--steps", "6")
     assert first["sha256"] == second["sha256"]

@@ -31,30 +31,48 @@ EQUAL = ["gan", "dshgan_pretrain", "dshgan_hash", "avb"]
 BATCH_NORM = ["vaegan", "vae"]
 
 
+# The per-replica code (loss scaling, rows of one noise draw, densified sparse
+# gradients, the all-reduced gate) is TensorFlow's: every model runs there. JAX's
+# DataParallel compiles one global program, so three models cover it (GAN,
+# DSH-GAN's triplets, VAE-GAN's gate and batch norm) at half the compile time.
+ON_BACKEND = {"tensorflow": EQUAL + BATCH_NORM, "jax": ["gan", "dshgan_hash", "vaegan"]}
+
+
 @pytest.fixture(scope="module")
 def results():
     if BACKEND == "torch":
         pytest.skip("Keras's fit has no data parallelism on PyTorch (see the next test)")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.distributed_step"], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    names = ON_BACKEND[BACKEND]
+    # Two processes side by side (the machine has two cores; each mostly compiles).
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.distributed_step", *half], env=env,
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for half in (names[0::2], names[1::2])]
+    results = {}
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=900)
+        assert proc.returncode == 0, stderr[-3000:]
+        results.update(json.loads(stdout.strip().splitlines()[-1]))
+    return results
+
+
+def _result(results, name):
+    if name not in results:
+        pytest.skip(f"{name}: run on TensorFlow only (see ON_BACKEND)")
+    return results[name]
 
 
 @pytest.mark.parametrize("name", EQUAL)
 def test_two_devices_step_like_one(results, name):
-    r = results[name]
+    r = _result(results, name)
     assert r["finite"]
     assert r["max_abs_diff"] <= TOL, r
 
 
 @pytest.mark.parametrize("name", BATCH_NORM)
 def test_models_with_batch_norm_train_on_two_devices(results, name):
-    r = results[name]
+    r = _result(results, name)
     assert r["finite"], r
     if BACKEND == "jax":
         assert r["max_abs_diff"] <= TOL, r
@@ -94,12 +112,11 @@ def test_two_hosts_step_like_one_process(tmp_path):
     cmd = [sys.executable, "-m", "tests.multihost_step"]
     hosts = [subprocess.Popen(cmd + [str(i), *ports, str(tmp_path / f"h{i}.npz")], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
-    for h in hosts:
+    alone = subprocess.Popen(cmd + ["-1", *ports, str(tmp_path / "one.npz")], env=env, cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for h in [*hosts, alone]:
         _, err = h.communicate(timeout=600)
         assert h.returncode == 0, err[-3000:]
-    alone = subprocess.run(cmd + ["-1", *ports, str(tmp_path / "one.npz")], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)
-    assert alone.returncode == 0, alone.stderr[-3000:]
     h0, h1, one = (np.load(tmp_path / f) for f in ("h0.npz", "h1.npz", "one.npz"))
     assert int(h0["replicas"]) == 2 and int(one["replicas"]) == 1
     for k in [k for k in one.files if k.startswith("arr_")]:

@@ -7,7 +7,7 @@ from keras import ops
 
 from tests.conftest import changed, weights_of
 from zoo.models import DSHGAN
-from zoo.models.dshgan import has_labels, sigmoid_label_loss, triplet_loss
+from zoo.models.dshgan import has_labels, mode_seeking_loss, sigmoid_label_loss, triplet_loss
 
 SHAPE = (16, 16, 3)
 
@@ -35,6 +35,29 @@ def test_triplet_loss_by_hand():
     h_neg = np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]], "float32")  # d- = 2, 3
     # max(0, m - d- + d+) with m = 2: row 0: 2 - 2 + 0.25 = 0.25; row 1: 2 - 3 + 0 < 0 -> 0
     np.testing.assert_allclose(np_(triplet_loss(h_q, h_pos, h_neg, 2.0)), [0.25, 0.0], atol=1e-6)
+
+
+def test_mode_seeking_loss_and_pairs_by_hand():
+    x1, x2 = np.zeros((2, 2, 2, 1), "float32"), np.full((2, 2, 2, 1), 0.5, "float32")
+    z1, z2 = np.zeros((2, 3), "float32"), np.full((2, 3), 2.0, "float32")
+    # mean|x1 - x2| / mean|z1 - z2| = 0.5 / 2 = 0.25 -> 1 / (0.25 + 1e-5)
+    assert float(np_(mode_seeking_loss(x1, x2, z1, z2))) == pytest.approx(1 / (0.25 + 1e-5), rel=1e-6)
+    # G ignoring z (the same image for different noise) costs 1 / eps.
+    assert float(np_(mode_seeking_loss(x1, x1, z1, z2))) == pytest.approx(1e5, rel=1e-6)
+    y = np.eye(5, dtype="float32")
+    # Rows i and i + 2 share the first half's labels; an odd last row keeps its own.
+    np.testing.assert_array_equal(np_(DSHGAN.paired_labels(y)), y[[0, 1, 0, 1, 4]])
+
+
+def test_diversity_term_trains_and_round_trips(tmp_path):
+    model = small(diversity_weight=0.5)
+    model.compile()
+    logs = model.train_on_batch(images(16), np.array([0, 1, 2, 3, -1, -1, 0, 1] * 2), return_dict=True)
+    assert np.isfinite(logs["g_loss"])
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").diversity_weight == 0.5
+    with pytest.raises(ValueError, match="diversity_weight"):
+        small(diversity_weight=-1.0)
 
 
 def test_all_zero_label_target_is_valid():

@@ -27,6 +27,12 @@ Training runs in two phases, chosen with `model.phase` between `fit` calls:
    end to end, while G keeps training adversarially against H's adversary
    stream, its loss taken over the triplet's synthetic images.
 
+`diversity_weight` > 0 adds a mode-seeking term to G's pre-training loss
+(Mao et al., "Mode Seeking GANs", CVPR 2019; not in DSH-GAN): without it, G
+pre-trained with D's label head here learns one image per class and ignores z
+(bench/results/dshgan_cifar10*/pretrained_samples.png), which leaves the hash
+phase ten synthetic exemplars rather than a distribution.
+
 `synthetic_triplets=False` gives the paper's ablation: the same hashing network
 on triplets of real labelled images from the batch, without the generator.
 
@@ -56,6 +62,13 @@ PHASES = ("pretrain", "hash")
 # ---------------------------------------------------------------------------
 # The losses
 # ---------------------------------------------------------------------------
+def mode_seeking_loss(x1, x2, z1, z2, eps=1e-5):
+    """1 / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| + eps) over pairs with the same y
+    (Mao et al. 2019): large when G maps different noise to the same image."""
+    ratio = ops.mean(ops.abs(x1 - x2)) / ops.mean(ops.abs(z1 - z2))
+    return 1.0 / (ratio + eps)
+
+
 def triplet_loss(h_q, h_pos, h_neg, margin):
     """max(0, m - ||h_q - h_-||^2 + ||h_q - h_+||^2) per triplet, on relaxed codes."""
     h_q, h_pos, h_neg = float32(h_q, h_pos, h_neg)
@@ -104,6 +117,8 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         class_weight, adversary_weight: weights of H's classification and
             adversary streams (the paper sums the three losses: 1 and 1).
         synthetic_triplets: False trains H on real triplets only (the ablation).
+        diversity_weight: weight of a mode-seeking term in G's pre-training
+            loss (0: the paper's loss; see the module docstring).
         multi_label: sigmoid classification for multi-label data (NUS-WIDE);
             softmax for single-label data (CIFAR-10).
         phase: "pretrain" or "hash" (see the module docstring).
@@ -121,7 +136,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
     def __init__(self, generator, discriminator, hasher, margin=None, class_weight=1.0,
                  adversary_weight=1.0, synthetic_triplets=True, multi_label=False,
                  latent_distribution="normal", data_range=(-1.0, 1.0), phase="pretrain",
-                 seed=None, **kwargs):
+                 diversity_weight=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         if latent_distribution not in LATENT_DISTRIBUTIONS:
             raise ValueError(
@@ -149,6 +164,9 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         if self.margin <= 0:
             raise ValueError(f"margin must be positive; got {margin!r}.")
         self.class_weight, self.adversary_weight = float(class_weight), float(adversary_weight)
+        self.diversity_weight = float(diversity_weight)
+        if self.diversity_weight < 0:
+            raise ValueError(f"diversity_weight must be >= 0; got {diversity_weight!r}.")
         self.synthetic_triplets, self.multi_label = bool(synthetic_triplets), bool(multi_label)
         self.latent_distribution = latent_distribution
         self.data_range = tuple(float(v) for v in data_range)
@@ -241,11 +259,24 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         return discriminator_cost(real, synthetic) + label_loss, aux
 
     def generator_pretrain_loss(self, z, y_syn, training=True):
-        """G: images that D takes as real and labels as y (non-saturating)."""
-        adv, label_logits = self.discriminator(self._g(z, y_syn, training), training=training)
-        return generator_cost(adv, "non_saturating") + ops.mean(
-            sigmoid_label_loss(label_logits, y_syn)
-        ), ()
+        """G: images that D takes as real and labels as y (non-saturating); with
+        `diversity_weight`, rows i and i + m//2 share a label and form the
+        mode-seeking pairs (see `paired_labels`)."""
+        fake = self._g(z, y_syn, training)
+        adv, label_logits = self.discriminator(fake, training=training)
+        loss = generator_cost(adv, "non_saturating") + ops.mean(sigmoid_label_loss(label_logits, y_syn))
+        if self.diversity_weight:
+            h = ops.shape(z)[0] // 2
+            loss = loss + self.diversity_weight * mode_seeking_loss(
+                float32(fake[:h]), float32(fake[h : 2 * h]), z[:h], z[h : 2 * h]
+            )
+        return loss, ()
+
+    @staticmethod
+    def paired_labels(y):
+        """Rows i and i + m//2 with the same labels (the first half's), for mode seeking."""
+        h = ops.shape(y)[0] // 2
+        return ops.concatenate([y[:h], y[:h], y[2 * h :]], 0)
 
     # -- phase 2: hashing on triplets -----------------------------------------------
     def class_loss(self, logits, y):
@@ -306,7 +337,8 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
             y_syn = self._synthetic_labels(y)
             fake = self._g(self.sample_latent(m), y_syn, training=False)
             d_loss, (d_x, d_g_z) = self.discriminator_loss(x, y, fake, training=False)
-            g_loss, _ = self.generator_pretrain_loss(self.sample_latent(m), y_syn, training=False)
+            y_g = self.paired_labels(y_syn) if self.diversity_weight else y_syn
+            g_loss, _ = self.generator_pretrain_loss(self.sample_latent(m), y_g, training=False)
             return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
         return self._hash_step(x, y, update=False)
 
@@ -320,6 +352,8 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         fake = ops.stop_gradient(self._g(self.sample_latent(m), y_syn, training=True))
         d_loss, (d_x, d_g_z) = self.update("d", lambda: self.discriminator_loss(x, y, fake))
         z = self.sample_latent(m)
+        if self.diversity_weight:
+            y_syn = self.paired_labels(y_syn)
         g_loss, _ = self.update("g", lambda: self.generator_pretrain_loss(z, y_syn))
         return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
 
@@ -454,5 +488,6 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
             "latent_distribution": self.latent_distribution,
             "data_range": self.data_range,
             "phase": self.phase,
+            "diversity_weight": self.diversity_weight,
             "seed": self.seed,
         }
