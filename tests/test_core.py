@@ -300,3 +300,14 @@ def test_recipe_reproduce_command_retrains_the_same_weights(tmp_path, mnist_path
     assert first["training"]["steps"] == 6
     assert first["reproduce"].endswith("--steps 6") and "--minutes" not in first["reproduce"]
     assert first["sha256"] == second["sha256"]
+
+
+def test_reproduce_command_replaces_the_budget_with_steps_per_phase():
+    from recipes.train import reproduce_command
+
+    cmd = reproduce_command(["dshgan_cifar10_12bit", "--minutes", "30", "--batch-size", "32"], [2000, 1500])
+    assert cmd == "python -m recipes.train dshgan_cifar10_12bit --batch-size 32 --steps 2000 1500"
+    # An earlier --steps (one per phase, or one for all) gives way to the steps run.
+    cmd = reproduce_command(["dshgan_cifar10_12bit", "--steps", "9", "8", "--seed", "1"], [9, 4])
+    assert cmd == "python -m recipes.train dshgan_cifar10_12bit --seed 1 --steps 9 4"
+    assert reproduce_command(["gan_mlp_mnist", "--minutes=3"], [120]).endswith("gan_mlp_mnist --steps 120")
