@@ -52,8 +52,21 @@ def test_mode_seeking_loss_and_pairs_by_hand():
 def test_diversity_term_trains_and_round_trips(tmp_path):
     model = small(diversity_weight=0.5)
     model.compile()
-    logs = model.train_on_batch(images(16), np.array([0, 1, 2, 3, -1, -1, 0, 1] * 2), return_dict=True)
-    assert np.isfinite(logs["g_loss"])
+    labels = np.array([0, 1, 2, 3, -1, -1, 0, 1] * 2)
+    for phase in ("pretrain", "hash"):
+        model.phase = phase
+        assert np.isfinite(model.train_on_batch(images(16), labels, return_dict=True)["g_loss"])
+    # G's losses carry exactly weight x the mode-seeking term (inference mode: no batch statistics).
+    rng = np.random.default_rng(0)
+    z1, z2, z3 = (rng.standard_normal((4, 8)).astype("float32") for _ in range(3))
+    y, y_neg = np.eye(4, dtype="float32"), np.eye(4, dtype="float32")[[1, 0, 3, 2]]
+    ms = float(np_(mode_seeking_loss(model.decode_latents(z1, y) * 2 - 1, model.decode_latents(z3, y) * 2 - 1,
+                                     z1, z3)))
+    with_term = float(np_(model.generator_hash_loss(z1, y, z2, y_neg, False, z3)[0]))
+    model.diversity_weight = 0.0
+    without = float(np_(model.generator_hash_loss(z1, y, z2, y_neg, False)[0]))
+    assert with_term - without == pytest.approx(0.5 * ms, rel=1e-4)
+    model.diversity_weight = 0.5
     model.save(tmp_path / "m.keras")
     assert keras.models.load_model(tmp_path / "m.keras").diversity_weight == 0.5
     with pytest.raises(ValueError, match="diversity_weight"):

@@ -27,11 +27,11 @@ Training runs in two phases, chosen with `model.phase` between `fit` calls:
    end to end, while G keeps training adversarially against H's adversary
    stream, its loss taken over the triplet's synthetic images.
 
-`diversity_weight` > 0 adds a mode-seeking term to G's pre-training loss
+`diversity_weight` > 0 adds a mode-seeking term to G's losses in both phases
 (Mao et al., "Mode Seeking GANs", CVPR 2019; not in DSH-GAN): without it, G
-pre-trained with D's label head here learns one image per class and ignores z
-(bench/results/dshgan_cifar10*/pretrained_samples.png), which leaves the hash
-phase ten synthetic exemplars rather than a distribution.
+trained with a label head (D's, then H's) learns one image per class and
+ignores z (bench/results/dshgan_cifar10*/pretrained_samples.png), which leaves
+the hash phase ten synthetic exemplars rather than a distribution.
 
 `synthetic_triplets=False` gives the paper's ablation: the same hashing network
 on triplets of real labelled images from the batch, without the generator.
@@ -117,8 +117,8 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         class_weight, adversary_weight: weights of H's classification and
             adversary streams (the paper sums the three losses: 1 and 1).
         synthetic_triplets: False trains H on real triplets only (the ablation).
-        diversity_weight: weight of a mode-seeking term in G's pre-training
-            loss (0: the paper's loss; see the module docstring).
+        diversity_weight: weight of a mode-seeking term in G's losses (0: the
+            paper's losses; see the module docstring).
         multi_label: sigmoid classification for multi-label data (NUS-WIDE);
             softmax for single-label data (CIFAR-10).
         phase: "pretrain" or "hash" (see the module docstring).
@@ -313,15 +313,24 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         zero = ops.zeros(())
         return trip + self.class_weight * cls, (trip, cls, zero, zero, zero)
 
-    def generator_hash_loss(self, z_pos, y_pos, z_neg, y_neg, training=True):
+    def generator_hash_loss(self, z_pos, y_pos, z_neg, y_neg, training=True, z_div=None):
         """G against H's adversary stream, over the triplet's synthetic images, with
-        H's classification of them as y (so the positives keep their labels)."""
-        fake = ops.concatenate([self._g(z_pos, y_pos, training), self._g(z_neg, y_neg, training)], 0)
-        _, logits, adv = self.hasher(fake, training=training)
-        labels = ops.concatenate([y_pos, y_neg], 0)
-        return generator_cost(adv, "non_saturating") + self.class_weight * ops.mean(
-            self.class_loss(logits, labels)
-        ), ()
+        H's classification of them as y (so the positives keep their labels). With
+        `diversity_weight`, G(z_div, y_pos) pairs with the positives for the mode-seeking term."""
+        m = ops.shape(z_pos)[0]
+        zs, ys = [z_pos, z_neg], [y_pos, y_neg]
+        if self.diversity_weight:
+            zs, ys = zs + [z_div], ys + [y_pos]
+        images = self._g(ops.concatenate(zs, 0), ops.concatenate(ys, 0), training)  # one pass of G
+        _, logits, adv = self.hasher(images[: 2 * m], training=training)
+        loss = generator_cost(adv, "non_saturating") + self.class_weight * ops.mean(
+            self.class_loss(logits, ops.concatenate([y_pos, y_neg], 0))
+        )
+        if self.diversity_weight:
+            loss = loss + self.diversity_weight * mode_seeking_loss(
+                float32(images[:m]), float32(images[2 * m :]), z_pos, z_div
+            )
+        return loss, ()
 
     # -- the steps ---------------------------------------------------------------------
     def train_step(self, data):
@@ -372,8 +381,9 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         h_loss, aux = step(
             "h", lambda: self.hashing_loss(x, y, x_pos, y_pos, x_neg, y_neg, training=update)
         )
+        z_div = self.sample_latent(m) if self.diversity_weight else None
         g_loss, _ = step(
-            "g", lambda: self.generator_hash_loss(z_pos, y_pos, z_neg, y_neg, training=update)
+            "g", lambda: self.generator_hash_loss(z_pos, y_pos, z_neg, y_neg, update, z_div)
         )
         return self._track_hash(h_loss, aux, g_loss)
 
