@@ -16,7 +16,8 @@ export KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # several processes share the GPU
 PY=${PYTHON:-python3}
 common=(--batch-size "$BATCH" --g-width "$WIDTH" --d-width "$WIDTH" --h-width "$WIDTH"
-        --pretrain-steps "$PRE" --hash-steps "$HASH" --max-minutes "$MAXMIN")
+        --pretrain-steps "$PRE" --hash-steps "$HASH" --max-minutes "$MAXMIN"
+        --diversity-weight "${DIVERSITY:-0}")  # DIVERSITY=1: the mode-seeking term
 
 # Decode the JPEG zip once into the cache every process then reads.
 $PY -c "from zoo.data import cifar10_hashing_split as s; print(s())" || exit 1
