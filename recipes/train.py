@@ -71,7 +71,7 @@ def _vaegan_opts(lr=3e-4):
 def _dshgan(bits):
     return Recipe(
         description=f"DSH-GAN, {bits}-bit codes, on the CIFAR-10 hashing protocol (5,000 labelled images); "
-                    "G pre-trained with a mode-seeking term",
+                    "G trained with a mode-seeking term",
         dataset="cifar10", data="hashing", phases=("pretrain", "hash"),
         # Half-labelled batches for the semi-supervised GAN; in the hash phase only
         # labelled images make triplets (bench: all-labelled batches gave higher MAP).

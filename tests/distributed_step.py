@@ -103,11 +103,14 @@ def main():
         # Models with batch norm (the VAE's and VAE-GAN's nets; VAE-GAN's gated
         # steps too): they must train; on TF their two-device step is close to,
         # not equal to, the one-device one.
-        "vaegan": lambda: compare(lambda: VAEGAN.larsen(SHAPE, latent_dim=4, width=0.125,
-                                                equilibrium=(0.68, 0.35), seed=3), x_only, **adam),
+        "vaegan": lambda: compare(
+            lambda: VAEGAN.larsen(SHAPE, latent_dim=4, width=0.125, equilibrium=(0.68, 0.35), seed=3),
+            x_only, **adam),
         "vae": lambda: compare(lambda: VAE.larsen(SHAPE, latent_dim=4, width=0.125, seed=3), x_only, **adam),
-        "avb": lambda: compare(lambda: AVB.build_default(SHAPE, latent_dim=4, hidden=(16,), likelihood="bernoulli",
-                                                 adaptive_contrast=True, contrast_samples=2, seed=3), x01, **adam),
+        "avb": lambda: compare(
+            lambda: AVB.build_default(SHAPE, latent_dim=4, hidden=(16,), likelihood="bernoulli",
+                                      adaptive_contrast=True, contrast_samples=2, seed=3),
+            x01, **adam),
     }
     names = sys.argv[1:] or list(cases)  # the test splits them over two processes
     results = {name: cases[name]() for name in names}
