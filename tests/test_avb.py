@@ -100,10 +100,10 @@ class VaeStepOnly(AVB):
 
 @pytest.mark.parametrize("cls, moved, still", [(TStepOnly, ["adversary"], ["encoder", "decoder"]),
                                                (VaeStepOnly, ["encoder", "decoder"], ["adversary"])])
-@pytest.mark.parametrize("adaptive_contrast", [False, True])
-def test_each_step_moves_only_its_player(cls, moved, still, adaptive_contrast):
+@pytest.mark.parametrize("adaptive_contrast, num_basis", [(False, None), (True, None), (True, 3)])
+def test_each_step_moves_only_its_player(cls, moved, still, adaptive_contrast, num_basis):
     m = cls.build_default((4,), latent_dim=2, hidden=(16, 16), adaptive_contrast=adaptive_contrast,
-                          contrast_samples=4, seed=1)
+                          contrast_samples=4, num_basis=num_basis, seed=1)
     m.compile()
     before = {k: weights_of(getattr(m, k)) for k in moved + still}
     m.train_on_batch(np.tile(ONE_HOT, (4, 1)))
@@ -113,10 +113,10 @@ def test_each_step_moves_only_its_player(cls, moved, still, adaptive_contrast):
         assert not any(changed(before[k], weights_of(getattr(m, k)))), k
 
 
-@pytest.mark.parametrize("adaptive_contrast", [False, True])
-def test_avb_trains_on_the_toy_problem_and_logs(adaptive_contrast):
+@pytest.mark.parametrize("adaptive_contrast, num_basis", [(False, None), (True, None), (True, 4)])
+def test_avb_trains_on_the_toy_problem_and_logs(adaptive_contrast, num_basis):
     m = AVB.build_default((4,), latent_dim=2, hidden=(32, 32), adaptive_contrast=adaptive_contrast,
-                          contrast_samples=4, seed=1)
+                          contrast_samples=4, num_basis=num_basis, seed=1)
     m.compile(T_optimizer=keras.optimizers.Adam(1e-3, 0.5), vae_optimizer=keras.optimizers.Adam(1e-3, 0.5))
     hist = m.fit(np.tile(ONE_HOT, (256, 1)), batch_size=64, epochs=4, verbose=0)
     assert set(hist.history) == {"loss", "reconstruction", "kl", "t_loss"}
@@ -144,6 +144,46 @@ def test_image_avb_api_and_round_trip(tmp_path):
     np.testing.assert_allclose(back.generate(3, seed=2), g, atol=1e-6)
 
 
+def test_basis_encoder_gives_the_moments_of_q():
+    # z = z0(x) + sum_i a_i(x) v_i(eps_i): E[z|x] and Var[z|x] from the batch's
+    # noise draws must match the moments of z over fresh draws for a fixed x.
+    keras.utils.set_random_seed(0)
+    enc = blocks.avb_basis_encoder((4,), latent_dim=3, noise_dim=2, num_basis=5, hidden=(16,))
+    # Scales a_i of order 1 (at initialisation they are ~e^-5, the authors' narrow start).
+    a = enc.get_layer("a")
+    a.set_weights([a.get_weights()[0], np.full_like(a.get_weights()[1], 5.0)])
+    rng = np.random.default_rng(1)
+    n = 20000
+    x = np.tile(ONE_HOT[2], (n, 1))
+    _, mean, var = (ops.convert_to_numpy(t) for t in enc([x, rng.standard_normal((n, 10)).astype("float32")]))
+    z = ops.convert_to_numpy(enc([x, rng.standard_normal((n, 10)).astype("float32")])[0])
+    # Every row has the same x, so the moments are the same in every row.
+    np.testing.assert_allclose(mean, np.broadcast_to(mean[0], mean.shape), rtol=1e-5, atol=1e-6)
+    # Tolerances: 5 Monte Carlo standard errors of the fresh draws' mean and variance
+    # (the encoder's own estimate, from n draws too, adds as much again at most).
+    sd = z.std(0)
+    assert np.all(np.abs(z.mean(0) - mean[0]) < 5 * 2 * sd / np.sqrt(n)), (z.mean(0), mean[0])
+    kurt = ((z - z.mean(0)) ** 4).mean(0)
+    assert np.all(np.abs(z.var(0) - var[0]) < 5 * 2 * np.sqrt((kurt - sd**4) / n)), (z.var(0), var[0])
+    assert np.all(var[0] > 0.01)  # not a degenerate case: the noise reaches z
+
+
+def test_basis_encoder_avb_round_trip(tmp_path):
+    m = AVB.build_default((16, 16, 1), latent_dim=4, hidden=(16, 16), num_basis=3, adaptive_contrast=True,
+                          seed=0)
+    assert m.encoder_moments and m.noise_dim == 3 * 4
+    m.compile()
+    x = (np.random.default_rng(0).uniform(size=(8, 16, 16, 1)) > 0.5).astype("float32")
+    hist = m.fit(x, batch_size=4, epochs=1, verbose=0)
+    assert all(math.isfinite(v[-1]) for v in hist.history.values())
+    z = m.encode(x[:3], n_samples=5, seed=1)
+    assert z.shape == (3, 5, 4)
+    m.save(tmp_path / "avb.keras")
+    back = keras.saving.load_model(tmp_path / "avb.keras")
+    assert back.encoder_moments
+    np.testing.assert_allclose(back.encode(x[:3], 5, seed=1), z, atol=1e-5)
+
+
 def test_bad_input_is_named():
     m = AVB.build_default((16, 16, 1), latent_dim=4, hidden=(8, 8))
     m.compile()
@@ -155,5 +195,9 @@ def test_bad_input_is_named():
         m.fit(np.zeros((4, 16, 16, 1), "float32"), np.zeros(4), verbose=0)
     with pytest.raises(ValueError, match="contrast_samples >= 2"):
         AVB.build_default((4,), latent_dim=2, adaptive_contrast=True, contrast_samples=1)
+    enc = blocks.avb_encoder((4,), 2, hidden=(8, 8))
+    two = keras.Model(enc.inputs, [enc.outputs[0], enc.outputs[0]])
+    with pytest.raises(ValueError, match=r"encoder must return z, or \[z, E\[z\|x\], Var\[z\|x\]\]"):
+        AVB(two, blocks.avb_decoder((4,), 2, (8,)), blocks.avb_adversary((4,), 2, (8,)))
     with pytest.raises(ValueError, match="likelihood must be one of"):
         AVB.build_default((4,), latent_dim=2, likelihood="poisson")

@@ -18,6 +18,9 @@ Gaussian with the sample mean and variance of q(z|x) (gradient stopped in the
 normalisation), instead of p(z). Then KL(q || p) = KL(q || r) + E_q[log r - log p];
 T learns log q - log r on z_bar = (z - mu) / sigma against z_bar ~ N(0, I), and
 the second term is the closed form KL(r || p) (E_q of a quadratic in z equals E_r).
+The moments come from `contrast_samples` draws of z per x, or, with the authors'
+encoder `blocks.avb_basis_encoder` (z = z0(x) + sum_i a_i(x) v_i(eps_i), which
+returns [z, E[z|x], Var[z|x]]), from the encoder itself with one z per x.
 
 Players: "T" (the adversary) and "vae" (encoder and decoder):
 `compile(T_optimizer=..., vae_optimizer=...)`; the authors use Adam with beta_1 = 0.5.
@@ -48,13 +51,15 @@ class AVB(AdversarialModel):
     """AVB with players "T" and "vae".
 
     Args:
-        encoder: [x, eps] -> z.
+        encoder: [x, eps] -> z, or -> [z, E[z|x], Var[z|x]] (the authors' basis
+            encoder), whose moments adaptive contrast then uses.
         decoder: z -> Bernoulli logits (data in [0, 1]) or Gaussian means.
         adversary: [x, z] -> T(x, z), shape (batch, 1).
         likelihood: "bernoulli" or "gaussian" (with `pixel_sigma`).
         adaptive_contrast: compare q with the Gaussian r_alpha(z|x) instead of p(z).
         contrast_samples: samples of q(z|x) per x for r_alpha's mean and variance
-            (and for the Monte Carlo terms of the loss).
+            (and for the Monte Carlo terms of the loss); unused when the encoder
+            gives the moments.
         t_steps: adversary steps per (theta, phi) step.
     Logs: "loss" (the estimated negative ELBO), "reconstruction", "kl" (E_q[T],
     plus KL(r || p) with adaptive contrast) and "t_loss".
@@ -70,8 +75,13 @@ class AVB(AdversarialModel):
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}.")
         if int(t_steps) != t_steps or t_steps < 1:
             raise ValueError(f"t_steps must be a positive integer; got {t_steps!r}.")
-        if adaptive_contrast and contrast_samples < 2:
-            raise ValueError("adaptive_contrast needs contrast_samples >= 2 to estimate a variance.")
+        self.encoder_moments = len(encoder.outputs) == 3
+        if len(encoder.outputs) not in (1, 3):
+            raise ValueError("encoder must return z, or [z, E[z|x], Var[z|x]]; it has "
+                             f"{len(encoder.outputs)} outputs.")
+        if adaptive_contrast and contrast_samples < 2 and not self.encoder_moments:
+            raise ValueError("adaptive_contrast needs contrast_samples >= 2 to estimate a variance "
+                             "(or an encoder that returns [z, E[z|x], Var[z|x]]).")
         self.encoder, self.decoder, self.adversary = encoder, decoder, adversary
         self.likelihood, self.pixel_sigma = likelihood, float(pixel_sigma)
         self.adaptive_contrast, self.contrast_samples = bool(adaptive_contrast), int(contrast_samples)
@@ -86,11 +96,19 @@ class AVB(AdversarialModel):
         self.built = True
 
     @classmethod
-    def build_default(cls, data_shape, latent_dim=32, noise_dim=None, hidden=(256, 256), **kwargs):
+    def build_default(cls, data_shape, latent_dim=32, noise_dim=None, hidden=(256, 256), num_basis=None,
+                      noise_hidden=(128, 128, 128), **kwargs):
         """The zoo's AVB nets (conv stacks for images, MLPs for vectors) with the
-        authors' form of T."""
+        authors' form of T. `num_basis`: the authors' basis encoder with that many
+        noise networks of widths `noise_hidden` (its moments serve adaptive
+        contrast) instead of the MLP on [features of x, eps]."""
         output = "logits" if kwargs.get("likelihood", "bernoulli") == "bernoulli" else "tanh"
-        return cls(blocks.avb_encoder(data_shape, latent_dim, noise_dim, hidden),
+        if num_basis:
+            encoder = blocks.avb_basis_encoder(data_shape, latent_dim, noise_dim, num_basis, hidden[:1],
+                                               noise_hidden)
+        else:
+            encoder = blocks.avb_encoder(data_shape, latent_dim, noise_dim, hidden)
+        return cls(encoder,
                    blocks.avb_decoder(data_shape, latent_dim, hidden, output=output),
                    blocks.avb_adversary(data_shape, latent_dim, hidden), **kwargs)
 
@@ -100,16 +118,24 @@ class AVB(AdversarialModel):
         return ops.reshape(ops.repeat(ops.expand_dims(x, 1), k, axis=1), (-1, *self.data_shape))
 
     def posterior_samples(self, x, k, training=True):
-        """(x repeated k times, z ~ q(z|x) of shape (n * k, latent))."""
+        """(x repeated k times, z ~ q(z|x) of shape (n * k, latent), and the
+        encoder's (E[z|x], Var[z|x]) when it gives them, else None)."""
         xk = self._repeat(x, k) if k > 1 else x
         eps = self.noise(keras.random.normal, (ops.shape(xk)[0], self.noise_dim))
-        return xk, self.encoder([xk, eps], training=training)
+        out = self.encoder([xk, eps], training=training)
+        if self.encoder_moments:
+            return xk, out[0], (out[1], out[2] + 1e-6)
+        return xk, out, None
 
-    def contrast(self, z, k):
-        """Adaptive contrast: (z_bar, mu, var) with the moments of each x's k samples.
+    def contrast(self, z, k, moments=None):
+        """Adaptive contrast: (z_bar, mu, var) with the encoder's moments, or those
+        of each x's k samples (mu, var then of shape (n, latent)).
 
         z_bar uses the moments with their gradient stopped; mu and var keep it,
         for the closed-form KL(r || p)."""
+        if moments is not None:
+            mu, var = moments
+            return (z - ops.stop_gradient(mu)) / ops.sqrt(ops.stop_gradient(var)), mu, var
         zk = ops.reshape(z, (-1, k, self.latent_dim))
         mu = ops.mean(zk, axis=1, keepdims=True)
         var = ops.mean(ops.square(zk - mu), axis=1, keepdims=True) + 1e-6
@@ -117,17 +143,17 @@ class AVB(AdversarialModel):
         return ops.reshape(z_bar, (-1, self.latent_dim)), mu[:, 0], var[:, 0]
 
     def _k(self):
-        return self.contrast_samples if self.adaptive_contrast else 1
+        return self.contrast_samples if self.adaptive_contrast and not self.encoder_moments else 1
 
     # -- the two players' losses ------------------------------------------------------
     def adversary_loss(self, x, training=True):
         """Logistic regression of T: (x, z ~ q) against (x, z ~ p), or with adaptive
         contrast (x, z_bar ~ q_bar) against (x, z_bar ~ N(0, I))."""
         k = self._k()
-        xk, z = self.posterior_samples(x, k, training=training)
-        z = ops.stop_gradient(z)
+        xk, z, moments = self.posterior_samples(x, k, training=training)
         if self.adaptive_contrast:
-            z = ops.stop_gradient(self.contrast(z, k)[0])
+            z = self.contrast(z, k, moments)[0]
+        z = ops.stop_gradient(z)
         z_p = self.noise(keras.random.normal, ops.shape(z))
         t_q = self.adversary([xk, z], training=training)
         t_p = self.adversary([xk, z_p], training=training)
@@ -136,10 +162,10 @@ class AVB(AdversarialModel):
     def vae_loss(self, x, training=True):
         """The estimated negative ELBO: E_q[-log p(x|z)] + E_q[T(x, z)] (+ KL(r || p))."""
         k = self._k()
-        xk, z = self.posterior_samples(x, k, training=training)
+        xk, z, moments = self.posterior_samples(x, k, training=training)
         rec = ops.mean(self.reconstruction_nll(xk, self.decoder(z, training=training)))
         if self.adaptive_contrast:
-            z_bar, mu, var = self.contrast(z, k)
+            z_bar, mu, var = self.contrast(z, k, moments)
             kl = ops.mean(float32(self.adversary([xk, z_bar], training=training))) + ops.mean(
                 gaussian_kl(mu, ops.log(var)))
         else:
@@ -189,7 +215,11 @@ class AVB(AdversarialModel):
 
     def call(self, inputs, training=False):
         """[x, eps] -> the decoder's mean at z = z_phi(x, eps)."""
-        return self._mean(self.decoder(self.encoder(inputs, training=training), training=training))
+        return self._mean(self.decoder(self._z(self.encoder(inputs, training=training)), training=training))
+
+    def _z(self, encoded):
+        """z from the encoder's output (the basis encoder also gives its moments)."""
+        return encoded[0] if self.encoder_moments else encoded
 
     def _to_model(self, images):
         if self.data_range is None or len(self.data_shape) != 3:
@@ -206,7 +236,7 @@ class AVB(AdversarialModel):
         x = self._to_model(x)
         xr = np.repeat(x, n_samples, axis=0)
         eps = seeded_normal(len(xr), self.noise_dim, seed)
-        z = in_batches(lambda a, b: self.encoder([a, b], training=False), [xr, eps], batch_size)
+        z = in_batches(lambda a, b: self._z(self.encoder([a, b], training=False)), [xr, eps], batch_size)
         return z.reshape(len(x), n_samples, self.latent_dim)
 
     def decode(self, z, batch_size=256):

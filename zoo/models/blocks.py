@@ -339,6 +339,84 @@ def avb_encoder(data_shape, latent_dim=32, noise_dim=None, hidden=(256, 256), na
     return keras.Model([x, eps], z, name=name)
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class NoiseBasis(layers.Layer):
+    """The m noise networks v_i(eps_i) of the authors' AVB encoder, i = 1..m: MLPs
+    of the noise alone (ELU), all m evaluated together by one einsum per layer.
+    eps: (batch, m * noise_dim) -> v: (batch, m, latent_dim)."""
+
+    def __init__(self, num_basis, noise_dim, latent_dim, hidden=(128, 128, 128), **kwargs):
+        super().__init__(**kwargs)
+        self.num_basis, self.noise_dim, self.latent_dim = int(num_basis), int(noise_dim), int(latent_dim)
+        self.hidden = tuple(int(u) for u in hidden)
+
+    def build(self, input_shape):
+        widths = (self.noise_dim, *self.hidden, self.latent_dim)
+        self.kernels, self.biases = [], []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            # Glorot per network: Keras would count a 3-d kernel's first axis into the fans.
+            limit = (6.0 / (a + b)) ** 0.5
+            self.kernels.append(self.add_weight(shape=(self.num_basis, a, b), name=f"kernel{i}",
+                                                initializer=keras.initializers.RandomUniform(-limit, limit)))
+            self.biases.append(self.add_weight(shape=(self.num_basis, b), initializer="zeros", name=f"bias{i}"))
+
+    def call(self, eps):
+        h = ops.reshape(eps, (-1, self.num_basis, self.noise_dim))
+        for i, (w, b) in enumerate(zip(self.kernels, self.biases)):
+            h = ops.einsum("bmi,mio->bmo", h, w) + b
+            if i < len(self.kernels) - 1:
+                h = ops.elu(h)
+        return h
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_basis, self.latent_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "num_basis": self.num_basis, "noise_dim": self.noise_dim,
+                "latent_dim": self.latent_dim, "hidden": self.hidden}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class BasisMoments(layers.Layer):
+    """z = z0(x) + sum_i a_i(x) * v_i(eps_i) and its moments given x:
+    E[z|x] = z0 + sum_i a_i E[v_i], Var[z|x] = sum_i a_i^2 Var[v_i]. The v_i
+    depend on the noise only, so their moments are estimated over the batch's
+    noise draws (Mescheder et al. 2017, Sec. 6: how adaptive contrast gets the
+    moments of q from one sample per x). a_i = elu(pre_i - 5) + 1 > 0."""
+
+    def call(self, inputs):
+        z0, pre_a, v = inputs  # (b, d), (b, m * d), (b, m, d)
+        a = ops.reshape(ops.elu(pre_a - 5.0) + 1.0, ops.shape(v))
+        mean_v = ops.mean(v, axis=0)
+        var_v = ops.mean(ops.square(v - mean_v), axis=0)
+        z = z0 + ops.sum(a * v, axis=1)
+        return [z, z0 + ops.sum(a * mean_v, axis=1), ops.sum(ops.square(a) * var_v, axis=1)]
+
+    def compute_output_shape(self, input_shapes):
+        return [input_shapes[0]] * 3
+
+
+def avb_basis_encoder(data_shape, latent_dim=32, noise_dim=None, num_basis=32, hidden=(256, 256),
+                      noise_hidden=(128, 128, 128), name="encoder"):
+    """The authors' encoder for adaptive contrast: [x, eps] -> [z, E[z|x], Var[z|x]],
+
+        z = z0(x) + sum_i a_i(x) * v_i(eps_i),   a_i = elu(. - 5) + 1 > 0,
+
+    still a black box in that q(z|x) has no density (the v_i are learnt
+    non-Gaussian), but its mean and variance are at hand, so adaptive contrast
+    needs one z per x instead of several. eps has num_basis * noise_dim units.
+    The a_i start near e^-5 and z0 near 0, so q starts narrow around 0."""
+    noise_dim = noise_dim or latent_dim
+    x = keras.Input(tuple(data_shape), name="x")
+    eps = keras.Input((num_basis * noise_dim,), name="eps")
+    h = _data_features(x, hidden, "x")
+    z0 = layers.Dense(latent_dim, kernel_initializer=keras.initializers.TruncatedNormal(stddev=1e-5), name="z0")(h)
+    a = layers.Dense(num_basis * latent_dim, name="a")(h)
+    v = NoiseBasis(num_basis, noise_dim, latent_dim, noise_hidden, name="v")(eps)
+    z, mean, var = BasisMoments(name="moments")([z0, a, v])
+    return keras.Model([x, eps], [z, mean, var], name=name)
+
+
 def avb_decoder(data_shape, latent_dim=32, hidden=(256, 256), output="logits", name="decoder"):
     """z -> p(x|z): Bernoulli logits (or tanh means); transposed convs for images."""
     data_shape = tuple(data_shape)
