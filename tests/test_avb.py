@@ -57,18 +57,21 @@ def trained_t():
         seed=4,
     )
     model.decoder.trainable = False  # only T learns: the (theta, phi) player has nothing to move
-    model.compile(T_optimizer=keras.optimizers.Adam(2e-3), vae_optimizer=keras.optimizers.Adam(1e-3))
+    # The learning rate decays so that T settles rather than circles the optimum
+    # (at a constant 2e-3 one point's estimate was 0.4 nats off under torch).
+    lr = keras.optimizers.schedules.CosineDecay(2e-3, 2000, alpha=0.05)
+    model.compile(T_optimizer=keras.optimizers.Adam(lr), vae_optimizer=keras.optimizers.Adam(1e-3))
     x = np.tile(ONE_HOT, (1024, 1))
     model.fit(x, batch_size=1024, epochs=500, verbose=0)  # 2,000 steps of T, 1,024 pairs each
     return model
 
 
 def test_trained_adversary_estimates_the_kl(trained_t):
-    # Tolerances, from runs of this setup: T is a 64x64 MLP fitted by logistic
-    # regression; per point, E_q[T] came within 0.14 nats of KLs of 0.62 to 0.74
-    # nats, pointwise errors had median <= 0.15 and 90% quantile <= 0.24 (those
-    # runs: TF, JAX, torch); the data average (the ELBO's KL term) came within
-    # 0.13. The Monte Carlo error of 4,000 draws is ~0.02. An untrained T is off
+    # Tolerances, from runs of this setup: T is a 64x64 MLP (ELU) fitted by
+    # logistic regression; per point, E_q[T] came within 0.04 nats of KLs of 0.62
+    # to 0.74 nats, pointwise errors had median <= 0.09 and 90% quantile <= 0.16
+    # (TF, JAX, torch). The bounds below leave room for other seeds and BLAS
+    # builds. The Monte Carlo error of 4,000 draws is ~0.02. An untrained T is off
     # by the whole KL (~0.7 nats).
     rng = np.random.default_rng(0)
     estimates = []
