@@ -1,7 +1,8 @@
 """AVB against the Gaussian VAE on binarised MNIST (Mescheder et al. 2017, Sec. 6.2).
 
 AVB, AVB with adaptive contrast and a VAE with the same decoder are each trained
-for the same wall-clock budget, with 8- and 32-d latents, and compared by the
+for the same wall-clock budget (or, with --steps, the same number of steps), with
+8- and 32-d latents, and compared by the
 AIS estimate of the test log-likelihood (Wu et al. 2017's AIS with HMC), which
 needs only p(z) and p(x|z) and so treats the three models alike. The paper's
 claim: AVB with adaptive contrast is at least as good as the VAE.
