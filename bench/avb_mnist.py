@@ -200,7 +200,7 @@ def main():
     encoder_text = (f"the authors' basis encoder, {args.num_basis} noise networks of {noise} noise units each, "
                     "AC with its moments (one z per x)" if args.num_basis else
                     f"MLP on [features of x, {noise} noise units], AC with {args.contrast_samples} z per x")
-    budget_text = (f"{args.steps} steps (at most {args.minutes:g} min)" if args.steps
+    budget_text = (f"a budget in steps, those of the steps column (at most {args.minutes:g} min)" if args.steps
                    else f"{args.minutes:g} min of training")
     lines = [
         ("Binarised MNIST (dynamic binarisation for training, one seeded draw for the test images); "

@@ -16,6 +16,10 @@ Rows, all at the same code length:
   images, no generator (the paper's ablation);
 - "DSH-GAN": the same network on real-synthetic triplets, with the generator
   pre-trained once (semi-supervised) and shared by every code length.
+`--labels-per-class N` keeps N labels a class of the 5,000 (seeded) and moves the
+other training images to the unlabelled pool: the regime of "few labels" where
+the paper expects synthetic triplets to help most.
+
 Budgets are fixed step counts, so rows compare on equal work whatever else
 shares the machine; wall-clock times are printed beside them.
 """
@@ -89,6 +93,20 @@ def intra_class_diversity(model, x_tr, y_tr, n=50, seed=0):
     return float(np.mean(ratios))
 
 
+def fewer_labels(x_tr, y_tr, x_un, per_class, seed=0):
+    """Keep `per_class` labelled images of each class (seeded); the rest join the
+    unlabelled pool. The queries and the database do not change."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(y_tr)
+    if per_class > counts.min():
+        raise ValueError(f"--labels-per-class {per_class}: the protocol has only {counts.min()} "
+                         "labelled images in its smallest class.")
+    keep = np.zeros(len(y_tr), bool)
+    for c in range(len(counts)):
+        keep[rng.choice(np.flatnonzero(y_tr == c), per_class, replace=False)] = True
+    return x_tr[keep], y_tr[keep], np.concatenate([x_un, x_tr[~keep]])
+
+
 def evaluate(codes_q, codes_db, y_q, y_db):
     return {
         "map": mean_average_precision(codes_q, codes_db, y_q, y_db),
@@ -113,6 +131,9 @@ def main(argv=None):
     parser.add_argument("--hash-labelled-fraction", type=float, default=None,
                         help="share of labelled images in DSH-GAN's hash-phase batches "
                              "(default: --labelled-fraction)")
+    parser.add_argument("--labels-per-class", type=int, default=None,
+                        help="keep this many labels a class of the protocol's 500 (the rest "
+                             "become unlabelled)")
     parser.add_argument("--pretrained", default=None,
                         help="a pre-trained DSH-GAN (pretrained.keras: G and D) or generator "
                              "(.keras) instead of pre-training")
@@ -142,6 +163,9 @@ def main(argv=None):
     x_db, y_db = split.arrays("database")
     x_tr, y_tr = split.arrays("train")
     x_un, _ = split.arrays("unlabelled")
+    if args.labels_per_class:
+        x_tr, y_tr, x_un = fewer_labels(x_tr, y_tr, x_un, args.labels_per_class, seed=args.seed)
+    print(f"{len(x_tr)} labelled training images, {len(x_un)} unlabelled", flush=True)
     images_q, images_db = x_q, x_db  # uint8: the models' hash() scales them
 
     semi = semi_supervised_dataset(x_tr, y_tr, x_un, args.batch_size, args.labelled_fraction,
@@ -183,7 +207,8 @@ def main(argv=None):
                   f"steps ({pre_minutes:.1f} min), {args.labelled_fraction:g} of a batch labelled, "
                   f"diversity weight {args.diversity_weight:g}; intra-class diversity of G's samples "
                   f"over real ones {diversity:.3f}.")
-        return write_table(out, [header], [], {"args": vars(args), "minutes": pre_minutes})
+        return write_table(out, [header], [], {"args": vars(args), "minutes": pre_minutes},
+                           labelled=len(x_tr))
 
     pixels_db = scale(x_db, (0.0, 1.0)).reshape(len(x_db), -1)
     pixels_q = scale(x_q, (0.0, 1.0)).reshape(len(x_q), -1)
@@ -230,12 +255,12 @@ def main(argv=None):
         f"({pre_minutes:.1f} min), shared by every code length; batches half labelled in "
         f"pre-training, {hash_fraction:g} labelled in DSH-GAN's hash phase."
     )
-    write_table(out, [header], rows, {"args": vars(args)})
+    write_table(out, [header], rows, {"args": vars(args)}, labelled=len(x_tr))
 
 
-def write_table(out, header, rows, extra):
+def write_table(out, header, rows, extra, labelled=5000):
     lines = [
-        "DSH-GAN on CIFAR-10 (JPEG export), protocol seed 0: 1,000 queries, 5,000 labelled, "
+        f"DSH-GAN on CIFAR-10 (JPEG export), protocol seed 0: 1,000 queries, {labelled:,} labelled, "
         "59,000 database; MAP over the whole database, ties by database position; "
         "P@r2 counts empty retrievals as 0.",
         *header,
@@ -248,19 +273,23 @@ def write_table(out, header, rows, extra):
     table = "\n".join(lines)
     print(table)
     (out / "table.txt").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps({**extra, "rows": rows}, indent=1))
+    (out / "results.json").write_text(json.dumps({**extra, "labelled": labelled, "rows": rows}, indent=1))
 
 
 def merge(out, parts):
     """One table from the results.json of runs made in parallel (one per method and length)."""
-    rows, headers, runs = [], [], {}
+    rows, headers, runs, labelled = [], [], {}, set()
     for part in parts:
         result = json.loads((Path(part) / "results.json").read_text())
         rows += result["rows"]
         runs[str(part)] = result["args"]
+        labelled.add(result.get("labelled", 5000))
         header = (Path(part) / "table.txt").read_text().splitlines()[1]
         headers.append(f"{Path(part).name}: {header}")
-    write_table(Path(out), headers, rows, {"runs": runs})
+    if len(labelled) > 1:
+        raise ValueError(f"runs with different numbers of labels cannot share a table: {sorted(labelled)}")
+    write_table(Path(out), headers, rows, {"runs": runs}, labelled=labelled.pop())
+
 
 if __name__ == "__main__":
     main()

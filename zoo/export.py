@@ -106,7 +106,7 @@ def endpoints(model):
                                f"z (n, {model.latent_dim}) -> images in [0, 1] (the decoder's mean)")
         if isinstance(model, AVB):
             def encode(images, eps):
-                return {"z": model._z(model.encoder([_model_range(images, rng), eps], training=False))}
+                return {"z": model.z_phi(_model_range(images, rng), eps)}
 
             def reconstruct(images, eps):
                 return {"images": _unit(mean(encode(images, eps)["z"]), rng)}

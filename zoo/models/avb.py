@@ -38,6 +38,9 @@ from zoo.models.common import (
 )
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+# Added to q's variances before they divide or enter a log: a collapsed latent
+# (all draws equal) must not give inf in z_bar or KL(r || p).
+VAR_FLOOR = 1e-6
 
 
 def adversary_cost(t_q, t_p):
@@ -124,7 +127,7 @@ class AVB(AdversarialModel):
         eps = self.noise(keras.random.normal, (ops.shape(xk)[0], self.noise_dim))
         out = self.encoder([xk, eps], training=training)
         if self.encoder_moments:
-            return xk, out[0], (out[1], out[2] + 1e-6)
+            return xk, out[0], (out[1], out[2] + VAR_FLOOR)
         return xk, out, None
 
     def contrast(self, z, k, moments=None):
@@ -138,7 +141,7 @@ class AVB(AdversarialModel):
             return (z - ops.stop_gradient(mu)) / ops.sqrt(ops.stop_gradient(var)), mu, var
         zk = ops.reshape(z, (-1, k, self.latent_dim))
         mu = ops.mean(zk, axis=1, keepdims=True)
-        var = ops.mean(ops.square(zk - mu), axis=1, keepdims=True) + 1e-6
+        var = ops.mean(ops.square(zk - mu), axis=1, keepdims=True) + VAR_FLOOR
         z_bar = (zk - ops.stop_gradient(mu)) / ops.sqrt(ops.stop_gradient(var))
         return ops.reshape(z_bar, (-1, self.latent_dim)), mu[:, 0], var[:, 0]
 
@@ -210,16 +213,19 @@ class AVB(AdversarialModel):
             raise ValueError("AVB takes data only; labels were given.")
 
     # -- API ---------------------------------------------------------------------------
-    def _mean(self, decoded):
+    def z_phi(self, x, eps, training=False):
+        """z = z_phi(x, eps) on model-range tensors (the basis encoder's moments dropped)."""
+        encoded = self.encoder([x, eps], training=training)
+        return encoded[0] if self.encoder_moments else encoded
+
+    def decoder_mean(self, z, training=False):
+        """E[x|z]: sigmoid of the logits (Bernoulli) or the Gaussian mean, in model range."""
+        decoded = self.decoder(z, training=training)
         return ops.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
 
     def call(self, inputs, training=False):
         """[x, eps] -> the decoder's mean at z = z_phi(x, eps)."""
-        return self._mean(self.decoder(self._z(self.encoder(inputs, training=training)), training=training))
-
-    def _z(self, encoded):
-        """z from the encoder's output (the basis encoder also gives its moments)."""
-        return encoded[0] if self.encoder_moments else encoded
+        return self.decoder_mean(self.z_phi(*inputs, training=training), training=training)
 
     def _to_model(self, images):
         if self.data_range is None or len(self.data_shape) != 3:
@@ -236,7 +242,7 @@ class AVB(AdversarialModel):
         x = self._to_model(x)
         xr = np.repeat(x, n_samples, axis=0)
         eps = seeded_normal(len(xr), self.noise_dim, seed)
-        z = in_batches(lambda a, b: self._z(self.encoder([a, b], training=False)), [xr, eps], batch_size)
+        z = in_batches(self.z_phi, [xr, eps], batch_size)
         return z.reshape(len(x), n_samples, self.latent_dim)
 
     def decode(self, z, batch_size=256):
@@ -244,7 +250,7 @@ class AVB(AdversarialModel):
         z = np.asarray(z, "float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
-        return self._to_user(in_batches(lambda b: self._mean(self.decoder(b, training=False)), [z], batch_size))
+        return self._to_user(in_batches(self.decoder_mean, [z], batch_size))
 
     def reconstruct(self, x, seed=None, batch_size=256):
         """Dec(z) for one z ~ q(z|x) per input."""
