@@ -449,7 +449,9 @@ def avb_adversary(data_shape, latent_dim=32, hidden=(256, 256), inner_dim=64, ac
     learn log q(z|x) plus the rest of the quadratic. ELU units: with ReLUs, 30
     minutes of AVB on MNIST left 298 of theta(x)'s 300 last-layer units dead and
     T blind to x (bench/avb_refit_t.py); on the toy test ELU also fits log q/p
-    closer than softplus or leaky ReLU."""
+    closer than softplus or leaky ReLU. Where log q/p has sharp edges (the paper's
+    four-point problem, bench/avb_toy.py) pass activation="relu": with ELU, plain
+    AVB's q collapsed onto curves there."""
     x = keras.Input(tuple(data_shape), name="x")
     z = keras.Input((latent_dim,), name="z")
     hx = _data_features(x, hidden, "theta", activation)
