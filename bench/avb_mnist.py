@@ -119,6 +119,13 @@ def load(path, split):
     return x.reshape(len(x), D).astype("float32") / 255.0
 
 
+def eval_subset(path, n_test):
+    """The fixed evaluation images: n_test test images (seed 0), binarised once (seed 1)."""
+    x_test = load(path, "test")
+    idx = np.random.default_rng(0).permutation(len(x_test))[:n_test]
+    return (np.random.default_rng(1).uniform(size=x_test.shape) < x_test).astype("float32")[idx]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="../shared/datasets/mnist.npz")
@@ -157,9 +164,7 @@ def main():
     save.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     x_train = load(args.data, "train")
-    x_test = load(args.data, "test")
-    idx = np.random.default_rng(0).permutation(len(x_test))[: args.n_test]
-    x_eval = (np.random.default_rng(1).uniform(size=x_test.shape) < x_test).astype("float32")[idx]
+    x_eval = eval_subset(args.data, args.n_test)
     ais_settings = {"num_steps": args.ais_steps, "num_chains": args.ais_chains,
                     "leapfrog_steps": args.ais_leapfrog, "schedule": "sigmoid"}
     runs = [(latent, kind) for latent in (int(v) for v in args.latents.split(","))

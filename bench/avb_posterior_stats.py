@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from bench.avb_mnist import load
+from bench.avb_mnist import eval_subset
 from zoo.models import AVB
 
 
@@ -27,10 +27,7 @@ def main():
     p.add_argument("--n-shape", type=int, default=200, help="of those, images for the posterior's shape")
     p.add_argument("--draws", type=int, default=200, help="samples of q(z|x) per image (AVB)")
     args = p.parse_args()
-    # The same seeded test subset and binarisation as bench/avb_mnist.py.
-    x_test = load(args.data, "test")
-    idx = np.random.default_rng(0).permutation(len(x_test))[: args.n_test]
-    x_eval = (np.random.default_rng(1).uniform(size=x_test.shape) < x_test).astype("float32")[idx]
+    x_eval = eval_subset(args.data, args.n_test)  # the images of bench/avb_mnist.py's table
     x_shape = x_eval[: args.n_shape]
     for path in args.models:
         model = keras.saving.load_model(path)

@@ -19,7 +19,7 @@ import time
 import keras
 import numpy as np
 
-from bench.avb_mnist import D, load
+from bench.avb_mnist import D, load, eval_subset
 from zoo.models import AVB, blocks
 
 
@@ -44,9 +44,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     trained = keras.saving.load_model(args.model)
-    x_test = load(args.data, "test")
-    idx = np.random.default_rng(0).permutation(len(x_test))[: args.n_test]
-    x_eval = (np.random.default_rng(1).uniform(size=x_test.shape) < x_test).astype("float32")[idx]
+    x_eval = eval_subset(args.data, args.n_test)
     online = trained.evaluate(x_eval, batch_size=250, verbose=0, return_dict=True)
 
     keras.utils.set_random_seed(args.seed)
