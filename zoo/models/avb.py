@@ -100,11 +100,13 @@ class AVB(AdversarialModel):
 
     @classmethod
     def build_default(cls, data_shape, latent_dim=32, noise_dim=None, hidden=(256, 256), num_basis=None,
-                      noise_hidden=(128, 128, 128), **kwargs):
+                      noise_hidden=(128, 128, 128), t_activation="elu", **kwargs):
         """The zoo's AVB nets (conv stacks for images, MLPs for vectors) with the
         authors' form of T. `num_basis`: the authors' basis encoder with that many
         noise networks of widths `noise_hidden` (its moments serve adaptive
-        contrast) instead of the MLP on [features of x, eps]."""
+        contrast) instead of the MLP on [features of x, eps]. `t_activation`:
+        T's hidden units (ELU for MNIST; "relu" where log q/p has sharp edges,
+        see `blocks.avb_adversary`)."""
         output = "logits" if kwargs.get("likelihood", "bernoulli") == "bernoulli" else "tanh"
         if num_basis:
             encoder = blocks.avb_basis_encoder(data_shape, latent_dim, noise_dim, num_basis, hidden[:1],
@@ -113,7 +115,7 @@ class AVB(AdversarialModel):
             encoder = blocks.avb_encoder(data_shape, latent_dim, noise_dim, hidden)
         return cls(encoder,
                    blocks.avb_decoder(data_shape, latent_dim, hidden, output=output),
-                   blocks.avb_adversary(data_shape, latent_dim, hidden), **kwargs)
+                   blocks.avb_adversary(data_shape, latent_dim, hidden, activation=t_activation), **kwargs)
 
     # -- sampling q(z|x) -------------------------------------------------------------
     def _repeat(self, x, k):
