@@ -87,7 +87,10 @@ def build(kind, latent, hidden, args):
         return VAE(gaussian_encoder(latent, hidden), decoder, likelihood="bernoulli", data_range=(0.0, 1.0),
                    seed=args.seed)
     if args.num_basis:  # the authors' encoder: z = z0(x) + sum_i a_i(x) v_i(eps_i), moments given
-        encoder = blocks.avb_basis_encoder((D,), latent, args.noise_dim or latent, args.num_basis, hidden[:1],
+        # x's features through all the hidden layers, as deep as the VAE's encoder before its heads
+        # (--x-layers 1 rebuilds the shallower encoder of the runs before 2026-11-29).
+        encoder = blocks.avb_basis_encoder((D,), latent, args.noise_dim or latent, args.num_basis,
+                                           hidden[:args.x_layers or None],
                                            tuple(int(u) for u in args.noise_hidden.split(",")))
     else:
         encoder = blocks.avb_encoder((D,), latent, args.noise_dim or latent, hidden)
@@ -141,6 +144,9 @@ def main():
                    help="AVB: the authors' basis encoder with this many noise networks (AC then takes its "
                         "moments, one z per x); 0: the MLP on [features of x, eps]")
     p.add_argument("--noise-hidden", default="128,128,128", help="widths of each basis noise network")
+    p.add_argument("--x-layers", type=int, default=0,
+                   help="basis encoder: hidden layers on x before the z0 and a heads (0: all of --hidden, the "
+                        "VAE encoder's depth; runs recorded before 2026-11-29 used 1)")
     p.add_argument("--t-steps", type=int, default=1, help="AVB: T steps per (theta, phi) step")
     p.add_argument("--t-lr-ratio", type=float, default=1.0, help="T's learning rate over the encoder's "
                    "(the authors: 2e-4 / 1e-4 = 2)")
@@ -202,8 +208,9 @@ def main():
         print(json.dumps({k: v for k, v in row.items() if k != "ais_per_image"}), flush=True)
         (out / "avb_mnist.json").write_text(json.dumps(rows, indent=1))
     noise = args.noise_dim or "latent size"
+    x_layers = len(hidden[:args.x_layers or None])
     encoder_text = (f"the authors' basis encoder, {args.num_basis} noise networks of {noise} noise units each, "
-                    "AC with its moments (one z per x)" if args.num_basis else
+                    f"{x_layers} hidden layer(s) on x, AC with its moments (one z per x)" if args.num_basis else
                     f"MLP on [features of x, {noise} noise units], AC with {args.contrast_samples} z per x")
     budget_text = (f"a budget in steps, those of the steps column (at most {args.minutes:g} min)" if args.steps
                    else f"{args.minutes:g} min of training")

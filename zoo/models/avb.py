@@ -109,8 +109,7 @@ class AVB(AdversarialModel):
         see `blocks.avb_adversary`)."""
         output = "logits" if kwargs.get("likelihood", "bernoulli") == "bernoulli" else "tanh"
         if num_basis:
-            encoder = blocks.avb_basis_encoder(data_shape, latent_dim, noise_dim, num_basis, hidden[:1],
-                                               noise_hidden)
+            encoder = blocks.avb_basis_encoder(data_shape, latent_dim, noise_dim, num_basis, hidden, noise_hidden)
         else:
             encoder = blocks.avb_encoder(data_shape, latent_dim, noise_dim, hidden)
         return cls(encoder,
