@@ -87,8 +87,8 @@ def build(kind, latent, hidden, args):
         return VAE(gaussian_encoder(latent, hidden), decoder, likelihood="bernoulli", data_range=(0.0, 1.0),
                    seed=args.seed)
     if args.num_basis:  # the authors' encoder: z = z0(x) + sum_i a_i(x) v_i(eps_i), moments given
-        # x's features through all the hidden layers, as deep as the VAE's encoder before its heads
-        # (--x-layers 1 rebuilds the shallower encoder of the runs before 2026-11-29).
+        # By default one hidden layer on x before the z0 and a heads (the VAE's encoder has all of
+        # --hidden): with both, AVB+AC's encoder outran T (results/avb_mnist_30min_basis/x_depth).
         encoder = blocks.avb_basis_encoder((D,), latent, args.noise_dim or latent, args.num_basis,
                                            hidden[:args.x_layers or None],
                                            tuple(int(u) for u in args.noise_hidden.split(",")))
@@ -144,9 +144,9 @@ def main():
                    help="AVB: the authors' basis encoder with this many noise networks (AC then takes its "
                         "moments, one z per x); 0: the MLP on [features of x, eps]")
     p.add_argument("--noise-hidden", default="128,128,128", help="widths of each basis noise network")
-    p.add_argument("--x-layers", type=int, default=0,
+    p.add_argument("--x-layers", type=int, default=1,
                    help="basis encoder: hidden layers on x before the z0 and a heads (0: all of --hidden, the "
-                        "VAE encoder's depth; runs recorded before 2026-11-29 used 1)")
+                        "VAE encoder's depth; worse at this budget, T falls behind)")
     p.add_argument("--t-steps", type=int, default=1, help="AVB: T steps per (theta, phi) step")
     p.add_argument("--t-lr-ratio", type=float, default=1.0, help="T's learning rate over the encoder's "
                    "(the authors: 2e-4 / 1e-4 = 2)")

@@ -109,7 +109,10 @@ class AVB(AdversarialModel):
         see `blocks.avb_adversary`)."""
         output = "logits" if kwargs.get("likelihood", "bernoulli") == "bernoulli" else "tanh"
         if num_basis:
-            encoder = blocks.avb_basis_encoder(data_shape, latent_dim, noise_dim, num_basis, hidden, noise_hidden)
+            # One hidden layer on x before the heads: a deeper basis encoder outran T on
+            # MNIST (bench/results/avb_mnist_30min_basis/x_depth: 32-d diverged, 8-d lost).
+            encoder = blocks.avb_basis_encoder(data_shape, latent_dim, noise_dim, num_basis, hidden[:1],
+                                               noise_hidden)
         else:
             encoder = blocks.avb_encoder(data_shape, latent_dim, noise_dim, hidden)
         return cls(encoder,
