@@ -190,27 +190,26 @@ def test_basis_encoder_avb_round_trip(tmp_path):
     np.testing.assert_allclose(back.encode(x[:3], 5, seed=1), z, atol=1e-5)
 
 
-
 def test_t_activation_reaches_every_hidden_unit_of_t_and_survives_saving(tmp_path):
     # The toy problem needs ReLU units in T, MNIST ELU (blocks.avb_adversary):
     # build_default must pass the choice to all of T's hidden layers, and only T's.
-    m = AVB.build_default((4,), latent_dim=2, hidden=(8, 8), t_activation="relu")
-    hidden_t = [l for l in m.adversary.layers
-                if isinstance(l, keras.layers.Dense) and l.get_config()["activation"] != "linear"]
-    assert hidden_t and {l.get_config()["activation"] for l in hidden_t} == {"relu"}
-    default = AVB.build_default((4,), latent_dim=2, hidden=(8, 8))
-    assert {l.get_config()["activation"] for l in default.adversary.layers
-            if isinstance(l, keras.layers.Dense) and l.get_config()["activation"] != "linear"} == {"elu"}
+    def hidden_activations(net):
+        return {l.get_config()["activation"] for l in net.layers
+                if isinstance(l, keras.layers.Dense) and l.get_config()["activation"] != "linear"}
 
-    def acts(net):
+    def activations(net):
         return [l.get_config().get("activation") for l in net.layers]
-    assert acts(m.encoder) == acts(default.encoder) and acts(m.decoder) == acts(default.decoder)
+
+    m = AVB.build_default((4,), latent_dim=2, hidden=(8, 8), t_activation="relu")
+    default = AVB.build_default((4,), latent_dim=2, hidden=(8, 8))
+    assert hidden_activations(m.adversary) == {"relu"} and hidden_activations(default.adversary) == {"elu"}
+    assert activations(m.encoder) == activations(default.encoder)
+    assert activations(m.decoder) == activations(default.decoder)
     m.compile()
     m.fit(np.eye(4, dtype="float32"), epochs=1, batch_size=4, verbose=0)
     m.save(tmp_path / "relu_t.keras")
     back = keras.saving.load_model(tmp_path / "relu_t.keras")
-    assert {l.get_config()["activation"] for l in back.adversary.layers
-            if isinstance(l, keras.layers.Dense) and l.get_config()["activation"] != "linear"} == {"relu"}
+    assert hidden_activations(back.adversary) == {"relu"}
 
 
 def test_bad_input_is_named():
