@@ -95,7 +95,8 @@ def build(kind, latent, hidden, args):
     else:
         encoder = blocks.avb_encoder((D,), latent, args.noise_dim or latent, hidden)
     return AVB(encoder, decoder, blocks.avb_adversary((D,), latent, hidden), adaptive_contrast=kind == "avb_ac",
-               contrast_samples=args.contrast_samples, t_steps=args.t_steps, seed=args.seed)
+               contrast_samples=args.contrast_samples, stop_moments=not args.moment_gradient,
+               t_steps=args.t_steps, seed=args.seed)
 
 
 def train(model, kind, x_train, args):
@@ -147,6 +148,9 @@ def main():
     p.add_argument("--x-layers", type=int, default=1,
                    help="basis encoder: hidden layers on x before the z0 and a heads (0: all of --hidden, the "
                         "VAE encoder's depth; worse at this budget, T falls behind)")
+    p.add_argument("--moment-gradient", action="store_true",
+                   help="AVB+AC: differentiate z_bar through q's moments (AVB(stop_moments=False)), so T's "
+                        "error cannot move q's mean and variance")
     p.add_argument("--t-steps", type=int, default=1, help="AVB: T steps per (theta, phi) step")
     p.add_argument("--t-lr-ratio", type=float, default=1.0, help="T's learning rate over the encoder's "
                    "(the authors: 2e-4 / 1e-4 = 2)")
@@ -217,6 +221,7 @@ def main():
     lines = [
         ("Binarised MNIST (dynamic binarisation for training, one seeded draw for the test images); "
          f"MLPs {hidden}, Bernoulli decoder shared by design; AVB encoder: {encoder_text}; "
+         f"z_bar {'differentiated through' if args.moment_gradient else 'with stopped'} moments; "
          f"{args.t_steps} T step(s) per encoder-decoder step; "
          f"batch {args.batch_size}, Adam(lr {args.lr}, T's x{args.t_lr_ratio:g}, beta_1 0.5, "
          f"cosine decay to 0.1x over the budget); {budget_text} each on "

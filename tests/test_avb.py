@@ -8,6 +8,7 @@ import pytest
 from keras import ops
 
 from tests.conftest import changed, weights_of
+from zoo.core.step import value_and_grad
 from zoo.models import AVB, blocks
 
 ONE_HOT = np.eye(4, dtype="float32")  # the paper's toy data: 4 one-hot points
@@ -171,9 +172,39 @@ def test_basis_encoder_gives_the_moments_of_q():
     assert np.all(var[0] > 0.01)  # not a degenerate case: the noise reaches z
 
 
+@pytest.mark.parametrize("stop_moments", [True, False])
+def test_differentiated_moments_keep_t_off_the_mean_of_q(stop_moments):
+    # z_bar = (z - E[z|x]) / sd = sum_i a_i (v_i - E v_i) / sd does not depend on z0(x).
+    # With the moments differentiated, T's term must give z0 no gradient (the mean is
+    # left to the reconstruction and the closed form); stopped, as the authors do, T
+    # moves it.
+    keras.utils.set_random_seed(0)
+    m = AVB.build_default((4,), latent_dim=3, hidden=(16,), num_basis=5, noise_hidden=(8,),
+                          adaptive_contrast=True, stop_moments=stop_moments, seed=0)
+    a = m.encoder.get_layer("a")  # scales a_i of order 1, not the ~e^-5 of initialisation
+    a.set_weights([a.get_weights()[0], np.full_like(a.get_weights()[1], 5.0)])
+    x = ops.convert_to_tensor(np.tile(ONE_HOT, (16, 1)))
+
+    def t_term():
+        xk, z, moments = m.posterior_samples(x, 1)
+        return ops.mean(m.adversary([xk, m.contrast(z, 1, moments)[0]])), ()
+
+    z0 = m.encoder.get_layer("z0").trainable_variables
+    _, _, grads = value_and_grad(t_term, z0 + a.trainable_variables)
+    z0_grad = max(float(np.abs(ops.convert_to_numpy(g)).max()) for g in grads[:len(z0)])
+    a_grad = max(float(np.abs(ops.convert_to_numpy(g)).max()) for g in grads[len(z0):])
+    assert a_grad > 1e-3  # T does reach the encoder (its shape) either way
+    if stop_moments:
+        assert z0_grad > 1e-3
+    else:
+        # Exactly zero in exact arithmetic (+g and -g through z and E[z|x]); 1e-6 of the
+        # a_i's gradient allows float32 rounding.
+        assert z0_grad <= 1e-6 * a_grad, (z0_grad, a_grad)
+
+
 def test_basis_encoder_avb_round_trip(tmp_path):
     m = AVB.build_default((16, 16, 1), latent_dim=4, hidden=(16, 16), num_basis=3, adaptive_contrast=True,
-                          seed=0)
+                          stop_moments=False, seed=0)
     assert m.encoder_moments and m.noise_dim == 3 * 4
     # One hidden layer on x before the z0 and a heads, by design: with two, AVB+AC's
     # encoder outran T on MNIST (bench/results/avb_mnist_30min_basis/x_depth).
@@ -186,7 +217,7 @@ def test_basis_encoder_avb_round_trip(tmp_path):
     assert z.shape == (3, 5, 4)
     m.save(tmp_path / "avb.keras")
     back = keras.saving.load_model(tmp_path / "avb.keras")
-    assert back.encoder_moments
+    assert back.encoder_moments and back.stop_moments is False
     np.testing.assert_allclose(back.encode(x[:3], 5, seed=1), z, atol=1e-5)
 
 

@@ -18,6 +18,14 @@ Gaussian with the sample mean and variance of q(z|x) (gradient stopped in the
 normalisation), instead of p(z). Then KL(q || p) = KL(q || r) + E_q[log r - log p];
 T learns log q - log r on z_bar = (z - mu) / sigma against z_bar ~ N(0, I), and
 the second term is the closed form KL(r || p) (E_q of a quadratic in z equals E_r).
+
+`stop_moments=False` differentiates z_bar through mu and sigma as well. Both
+gradients are unbiased at the optimal T: KL(q || r) = KL(q_bar || N(0, I)) for
+the law q_bar of z_bar, and at T* the stopped moments get zero expected gradient
+from T (E_q_bar[grad log q_bar] = 0, E_q_bar[z_bar . grad log q_bar] = -d). With
+a learnt T that is only close, the stopped form lets T's error push q's mean and
+scale; differentiated, z_bar is invariant to them, so T shapes q_bar only and
+the mean and variance follow the reconstruction and the closed form, as in a VAE.
 The moments come from `contrast_samples` draws of z per x, or, with the authors'
 encoder `blocks.avb_basis_encoder` (z = z0(x) + sum_i a_i(x) v_i(eps_i), which
 returns [z, E[z|x], Var[z|x]]), from the encoder itself with one z per x.
@@ -63,6 +71,8 @@ class AVB(AdversarialModel):
         contrast_samples: samples of q(z|x) per x for r_alpha's mean and variance
             (and for the Monte Carlo terms of the loss); unused when the encoder
             gives the moments.
+        stop_moments: normalise z with r_alpha's moments gradient-stopped (the
+            authors); False differentiates through them (see the module's text).
         t_steps: adversary steps per (theta, phi) step.
     Logs: "loss" (the estimated negative ELBO), "reconstruction", "kl" (E_q[T],
     plus KL(r || p) with adaptive contrast) and "t_loss".
@@ -71,7 +81,7 @@ class AVB(AdversarialModel):
     players = {"T": ("adversary",), "vae": ("encoder", "decoder")}
 
     def __init__(self, encoder, decoder, adversary, likelihood="bernoulli", pixel_sigma=0.1,
-                 adaptive_contrast=False, contrast_samples=8, t_steps=1,
+                 adaptive_contrast=False, contrast_samples=8, stop_moments=True, t_steps=1,
                  data_range=(0.0, 1.0), seed=None, **kwargs):
         super().__init__(**kwargs)
         if likelihood not in LIKELIHOODS:
@@ -88,6 +98,7 @@ class AVB(AdversarialModel):
         self.encoder, self.decoder, self.adversary = encoder, decoder, adversary
         self.likelihood, self.pixel_sigma = likelihood, float(pixel_sigma)
         self.adaptive_contrast, self.contrast_samples = bool(adaptive_contrast), int(contrast_samples)
+        self.stop_moments = bool(stop_moments)
         self.t_steps = int(t_steps)
         self.data_range = None if data_range is None else tuple(float(v) for v in data_range)
         self.seed = seed
@@ -138,15 +149,16 @@ class AVB(AdversarialModel):
         """Adaptive contrast: (z_bar, mu, var) with the encoder's moments, or those
         of each x's k samples (mu, var then of shape (n, latent)).
 
-        z_bar uses the moments with their gradient stopped; mu and var keep it,
-        for the closed-form KL(r || p)."""
+        z_bar uses the moments with their gradient stopped (unless
+        `stop_moments=False`); mu and var keep it, for the closed-form KL(r || p)."""
+        stop = ops.stop_gradient if self.stop_moments else (lambda t: t)
         if moments is not None:
             mu, var = moments
-            return (z - ops.stop_gradient(mu)) / ops.sqrt(ops.stop_gradient(var)), mu, var
+            return (z - stop(mu)) / ops.sqrt(stop(var)), mu, var
         zk = ops.reshape(z, (-1, k, self.latent_dim))
         mu = ops.mean(zk, axis=1, keepdims=True)
         var = ops.mean(ops.square(zk - mu), axis=1, keepdims=True) + VAR_FLOOR
-        z_bar = (zk - ops.stop_gradient(mu)) / ops.sqrt(ops.stop_gradient(var))
+        z_bar = (zk - stop(mu)) / ops.sqrt(stop(var))
         return ops.reshape(z_bar, (-1, self.latent_dim)), mu[:, 0], var[:, 0]
 
     def _k(self):
@@ -269,6 +281,6 @@ class AVB(AdversarialModel):
             **super().get_config(),
             "likelihood": self.likelihood, "pixel_sigma": self.pixel_sigma,
             "adaptive_contrast": self.adaptive_contrast, "contrast_samples": self.contrast_samples,
-            "t_steps": self.t_steps, "data_range": self.data_range, "seed": self.seed,
+            "stop_moments": self.stop_moments, "t_steps": self.t_steps, "data_range": self.data_range, "seed": self.seed,
         }
 
