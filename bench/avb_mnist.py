@@ -108,7 +108,7 @@ def train(model, kind, x_train, args):
         lrs = [args.lr * args.t_lr_ratio, args.lr]
         opts[0].learning_rate.assign(lrs[0])
         model.compile(T_optimizer=opts[0], vae_optimizer=opts[1])
-    budget = Budget(opts, lrs, 60 * args.minutes, args.steps)
+    budget = Budget(opts, lrs, 60 * args.minutes, args.steps, alpha=args.lr_floor)
     rng = np.random.default_rng(args.seed)
     epochs = 0
     while not budget.expired():
@@ -157,6 +157,8 @@ def main():
     p.add_argument("--batch-size", type=int, default=64, help="images per step (AVB+AC: each with k z's)")
     p.add_argument("--contrast-samples", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-floor", type=float, default=0.1,
+                   help="the cosine decay ends at this fraction of --lr (0: decay to zero)")
     p.add_argument("--n-test", type=int, default=500, help="size of the fixed, seeded test subset")
     p.add_argument("--ais-steps", type=int, default=300)
     p.add_argument("--ais-chains", type=int, default=4)
@@ -224,7 +226,7 @@ def main():
          f"z_bar {'differentiated through' if args.moment_gradient else 'with stopped'} moments; "
          f"{args.t_steps} T step(s) per encoder-decoder step; "
          f"batch {args.batch_size}, Adam(lr {args.lr}, T's x{args.t_lr_ratio:g}, beta_1 0.5, "
-         f"cosine decay to 0.1x over the budget); {budget_text} each on "
+         f"cosine decay to {args.lr_floor:g}x over the budget); {budget_text} each on "
          f"{keras.backend.backend()} ({args.cpu_note}), seed {args.seed}."),
         (f"Test log-likelihood in nats per image on a fixed subset of {args.n_test} test images (seed 0), by AIS: "
          f"{args.ais_steps} intermediate distributions (sigmoid schedule), {args.ais_chains} chains per image, "
