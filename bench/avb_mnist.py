@@ -29,13 +29,36 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras import ops
 
 from zoo import data as zdata
 from zoo.metrics import ais_log_likelihood, iwae_log_likelihood
 from zoo.models import AVB, VAE, blocks
+from zoo.models.common import gaussian_kl
 
 MODELS = ("avb", "avb_ac", "vae")
+DIAGNOSTICS = ("basis_vae",)  # not in the default --models: see BasisVAE
 D = 784
+
+
+@keras.saving.register_keras_serializable(package="bench")
+class BasisVAE(AVB):
+    """A diagnostic, not a model of the paper: AVB+AC's basis encoder trained as a VAE
+    on its moments alone, reconstruction + KL(r || p), with no T (KL(q || r) >= 0 is
+    dropped, so its -ELBO column is no bound; AIS, which needs only the decoder, is).
+    Beside AVB+AC it splits a gap to the VAE into the part of the encoder's form and
+    the part of T's estimate."""
+
+    def vae_loss(self, x, training=True):
+        xk, z, (mu, var) = self.posterior_samples(x, 1, training=training)
+        rec = ops.mean(self.reconstruction_nll(xk, self.decoder(z, training=training)))
+        kl = ops.mean(gaussian_kl(mu, ops.log(var)))
+        return rec + kl, (rec, kl)
+
+    def train_step(self, data):
+        x = self._unpack(data)
+        loss, (rec, kl) = self.update("vae", lambda: self.vae_loss(x))
+        return self._track(loss=loss, reconstruction=rec, kl=kl, t_loss=0.0)
 
 
 class Budget(keras.callbacks.Callback):
@@ -84,7 +107,7 @@ def build(kind, latent, hidden, args):
     keras.utils.set_random_seed(args.seed)
     decoder = blocks.avb_decoder((D,), latent, hidden)
     if kind == "vae":
-        return VAE(gaussian_encoder(latent, hidden), decoder, likelihood="bernoulli", data_range=(0.0, 1.0),
+        return VAE(gaussian_encoder(latent, hidden[:args.vae_x_layers or None]), decoder, likelihood="bernoulli", data_range=(0.0, 1.0),
                    seed=args.seed)
     if args.num_basis:  # the authors' encoder: z = z0(x) + sum_i a_i(x) v_i(eps_i), moments given
         # By default one hidden layer on x before the z0 and a heads (the VAE's encoder has all of
@@ -94,7 +117,10 @@ def build(kind, latent, hidden, args):
                                            tuple(int(u) for u in args.noise_hidden.split(",")))
     else:
         encoder = blocks.avb_encoder((D,), latent, args.noise_dim or latent, hidden)
-    return AVB(encoder, decoder, blocks.avb_adversary((D,), latent, hidden), adaptive_contrast=kind == "avb_ac",
+    if kind == "basis_vae" and not args.num_basis:
+        raise SystemExit("basis_vae is the basis encoder trained as a VAE: give --num-basis.")
+    cls = BasisVAE if kind == "basis_vae" else AVB
+    return cls(encoder, decoder, blocks.avb_adversary((D,), latent, hidden), adaptive_contrast=kind != "avb",
                contrast_samples=args.contrast_samples, stop_moments=not args.moment_gradient,
                t_steps=args.t_steps, seed=args.seed)
 
@@ -137,7 +163,9 @@ def main():
     p.add_argument("--steps", type=int, default=0,
                    help="a budget in steps instead (the learning rate decays over them); --minutes stays a cap")
     p.add_argument("--latents", default="8,32")
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--models", default=",".join(MODELS), help=f"of {MODELS + DIAGNOSTICS}")
+    p.add_argument("--vae-x-layers", type=int, default=0,
+                   help="the VAE encoder's hidden layers (0: all of --hidden; 1: the basis encoder's depth)")
     p.add_argument("--hidden", default="300,300")
     p.add_argument("--noise-dim", type=int, default=0,
                    help="AVB encoder noise (per basis network with --num-basis); 0: the latent size")
@@ -223,6 +251,7 @@ def main():
     lines = [
         ("Binarised MNIST (dynamic binarisation for training, one seeded draw for the test images); "
          f"MLPs {hidden}, Bernoulli decoder shared by design; AVB encoder: {encoder_text}; "
+         f"VAE encoder: {len(hidden[:args.vae_x_layers or None])} hidden layer(s); "
          f"z_bar {'differentiated through' if args.moment_gradient else 'with stopped'} moments; "
          f"{args.t_steps} T step(s) per encoder-decoder step; "
          f"batch {args.batch_size}, Adam(lr {args.lr}, T's x{args.t_lr_ratio:g}, beta_1 0.5, "
