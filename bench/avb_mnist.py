@@ -103,17 +103,25 @@ def gaussian_encoder(latent, hidden):
                        name="encoder")
 
 
+def basis_x_hidden(hidden, args):
+    """The basis encoder's hidden widths on x: --x-hidden, else the first --x-layers of --hidden."""
+    if args.x_hidden:
+        return tuple(int(u) for u in args.x_hidden.split(","))
+    return hidden[:args.x_layers or None]
+
+
 def build(kind, latent, hidden, args):
     keras.utils.set_random_seed(args.seed)
     decoder = blocks.avb_decoder((D,), latent, hidden)
     if kind == "vae":
-        return VAE(gaussian_encoder(latent, hidden[:args.vae_x_layers or None]), decoder, likelihood="bernoulli", data_range=(0.0, 1.0),
+        return VAE(gaussian_encoder(latent, hidden[:args.vae_x_layers or None]), decoder, likelihood="bernoulli",
+                   data_range=(0.0, 1.0),
                    seed=args.seed)
     if args.num_basis:  # the authors' encoder: z = z0(x) + sum_i a_i(x) v_i(eps_i), moments given
         # By default one hidden layer on x before the z0 and a heads (the VAE's encoder has all of
         # --hidden): with both, AVB+AC's encoder outran T (results/avb_mnist_30min_basis/x_depth).
         encoder = blocks.avb_basis_encoder((D,), latent, args.noise_dim or latent, args.num_basis,
-                                           hidden[:args.x_layers or None],
+                                           basis_x_hidden(hidden, args),
                                            tuple(int(u) for u in args.noise_hidden.split(",")))
     else:
         encoder = blocks.avb_encoder((D,), latent, args.noise_dim or latent, hidden)
@@ -176,6 +184,8 @@ def main():
     p.add_argument("--x-layers", type=int, default=1,
                    help="basis encoder: hidden layers on x before the z0 and a heads (0: all of --hidden, the "
                         "VAE encoder's depth; worse at this budget, T falls behind)")
+    p.add_argument("--x-hidden", default="",
+                   help="basis encoder: widths of its hidden layers on x, instead of --x-layers (the authors: 768)")
     p.add_argument("--moment-gradient", action="store_true",
                    help="AVB+AC: differentiate z_bar through q's moments (AVB(stop_moments=False)), so T's "
                         "error cannot move q's mean and variance")
@@ -242,9 +252,9 @@ def main():
         print(json.dumps({k: v for k, v in row.items() if k != "ais_per_image"}), flush=True)
         (out / "avb_mnist.json").write_text(json.dumps(rows, indent=1))
     noise = args.noise_dim or "latent size"
-    x_layers = len(hidden[:args.x_layers or None])
+    x_hidden = basis_x_hidden(hidden, args)
     encoder_text = (f"the authors' basis encoder, {args.num_basis} noise networks of {noise} noise units each, "
-                    f"{x_layers} hidden layer(s) on x, AC with its moments (one z per x)" if args.num_basis else
+                    f"hidden layers {x_hidden} on x, AC with its moments (one z per x)" if args.num_basis else
                     f"MLP on [features of x, {noise} noise units], AC with {args.contrast_samples} z per x")
     budget_text = (f"a budget in steps, those of the steps column (at most {args.minutes:g} min)" if args.steps
                    else f"{args.minutes:g} min of training")
