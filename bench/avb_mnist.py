@@ -115,8 +115,7 @@ def build(kind, latent, hidden, args):
     decoder = blocks.avb_decoder((D,), latent, hidden)
     if kind == "vae":
         return VAE(gaussian_encoder(latent, hidden[:args.vae_x_layers or None]), decoder, likelihood="bernoulli",
-                   data_range=(0.0, 1.0),
-                   seed=args.seed)
+                   data_range=(0.0, 1.0), seed=args.seed)
     if args.num_basis:  # the authors' encoder: z = z0(x) + sum_i a_i(x) v_i(eps_i), moments given
         # By default one hidden layer on x before the z0 and a heads (the VAE's encoder has all of
         # --hidden): with both, AVB+AC's encoder outran T (results/avb_mnist_30min_basis/x_depth).

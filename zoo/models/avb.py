@@ -18,17 +18,18 @@ Gaussian with the sample mean and variance of q(z|x) (gradient stopped in the
 normalisation), instead of p(z). Then KL(q || p) = KL(q || r) + E_q[log r - log p];
 T learns log q - log r on z_bar = (z - mu) / sigma against z_bar ~ N(0, I), and
 the second term is the closed form KL(r || p) (E_q of a quadratic in z equals E_r).
-
-`stop_moments=False` differentiates z_bar through mu and sigma as well. Both
-gradients are unbiased at the optimal T: KL(q || r) = KL(q_bar || N(0, I)) for
-the law q_bar of z_bar, and at T* the stopped moments get zero expected gradient
-from T (E_q_bar[grad log q_bar] = 0, E_q_bar[z_bar . grad log q_bar] = -d). With
-a learnt T that is only close, the stopped form lets T's error push q's mean and
-scale; differentiated, z_bar is invariant to them, so T shapes q_bar only and
-the mean and variance follow the reconstruction and the closed form, as in a VAE.
 The moments come from `contrast_samples` draws of z per x, or, with the authors'
 encoder `blocks.avb_basis_encoder` (z = z0(x) + sum_i a_i(x) v_i(eps_i), which
 returns [z, E[z|x], Var[z|x]]), from the encoder itself with one z per x.
+
+`stop_moments=False` differentiates z_bar through mu and sigma as well. Both
+gradients are unbiased at the optimal T* = log q_bar + 1/2 ||z_bar||^2 + const,
+q_bar the law of z_bar (KL(q || r) = KL(q_bar || N(0, I))): through the stopped
+moments T* sends E[grad T*] = 0 to the mean and E[z_bar_j d_j T*] = -1 + 1 = 0
+to each scale. A learnt T is only close, and in the stopped form its error
+pushes q's mean and scale; differentiated, z_bar is invariant to them, so T
+shapes q_bar only and the mean and variance follow the reconstruction and the
+closed form, as in a VAE.
 
 Players: "T" (the adversary) and "vae" (encoder and decoder):
 `compile(T_optimizer=..., vae_optimizer=...)`; the authors use Adam with beta_1 = 0.5.
@@ -281,6 +282,7 @@ class AVB(AdversarialModel):
             **super().get_config(),
             "likelihood": self.likelihood, "pixel_sigma": self.pixel_sigma,
             "adaptive_contrast": self.adaptive_contrast, "contrast_samples": self.contrast_samples,
-            "stop_moments": self.stop_moments, "t_steps": self.t_steps, "data_range": self.data_range, "seed": self.seed,
+            "stop_moments": self.stop_moments, "t_steps": self.t_steps, "data_range": self.data_range,
+            "seed": self.seed,
         }
 
