@@ -103,6 +103,11 @@ def gaussian_encoder(latent, hidden):
                        name="encoder")
 
 
+def vae_x_hidden(hidden, args):
+    """The VAE encoder's hidden widths: the first --vae-x-layers of --hidden (0: all)."""
+    return hidden[:args.vae_x_layers or None]
+
+
 def basis_x_hidden(hidden, args):
     """The basis encoder's hidden widths on x: --x-hidden, else the first --x-layers of --hidden."""
     if args.x_hidden:
@@ -114,7 +119,7 @@ def build(kind, latent, hidden, args):
     keras.utils.set_random_seed(args.seed)
     decoder = blocks.avb_decoder((D,), latent, hidden)
     if kind == "vae":
-        return VAE(gaussian_encoder(latent, hidden[:args.vae_x_layers or None]), decoder, likelihood="bernoulli",
+        return VAE(gaussian_encoder(latent, vae_x_hidden(hidden, args)), decoder, likelihood="bernoulli",
                    data_range=(0.0, 1.0), seed=args.seed)
     if args.num_basis:  # the authors' encoder: z = z0(x) + sum_i a_i(x) v_i(eps_i), moments given
         # By default one hidden layer on x before the z0 and a heads (the VAE's encoder has all of
@@ -260,7 +265,7 @@ def main():
     lines = [
         ("Binarised MNIST (dynamic binarisation for training, one seeded draw for the test images); "
          f"MLPs {hidden}, Bernoulli decoder shared by design; AVB encoder: {encoder_text}; "
-         f"VAE encoder: {len(hidden[:args.vae_x_layers or None])} hidden layer(s); "
+         f"VAE encoder: hidden layers {vae_x_hidden(hidden, args)}; "
          f"z_bar {'differentiated through' if args.moment_gradient else 'with stopped'} moments; "
          f"{args.t_steps} T step(s) per encoder-decoder step; "
          f"batch {args.batch_size}, Adam(lr {args.lr}, T's x{args.t_lr_ratio:g}, beta_1 0.5, "
