@@ -228,6 +228,7 @@ def to_shape(im, shape, invert="auto"):
     Lanczos resize. `notes` says what was done."""
     h, w, c = (tuple(shape) + (1,))[:3] if len(shape) == 2 else tuple(shape)
     notes = []
+    im = _eight_bit(im, notes)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         if rgba.getextrema()[3][0] < 255:
@@ -265,6 +266,33 @@ def to_shape(im, shape, invert="auto"):
     if x.ndim == 2:
         x = x[..., None]
     return x, notes
+
+
+def _eight_bit(im, notes):
+    """A 16-bit, 32-bit or float grayscale image as 8-bit "L", scaled by its bit depth.
+
+    PIL's convert("L") clips such images instead of scaling them (a 16-bit scan
+    becomes almost all white)."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    a = np.asarray(im).astype(np.float64)
+    if a.size and not np.isfinite(a).all():
+        raise UserError(f"The {im.mode} image holds NaN or infinite pixel values.")
+    top = float(a.max()) if a.size else 0.0
+    if im.mode.startswith("I;16"):
+        full, depth = 65535.0, "16-bit"
+    elif im.mode == "F" and top <= 1.0:
+        full, depth = 1.0, "float [0, 1]"
+    elif top <= 255:
+        full, depth = 255.0, "8-bit values"
+    elif top <= 65535:
+        full, depth = 65535.0, "16-bit values"
+    else:
+        full, depth = top, f"values up to {top:g}"
+    if a.size and a.min() < 0:
+        raise UserError(f"The {im.mode} image has negative pixel values (min {a.min():g}).")
+    notes.append(f"{im.mode} ({depth}) scaled to 8 bits")
+    return Image.fromarray(np.round(a / full * 255.0).clip(0, 255).astype(np.uint8), mode="L")
 
 
 def to_uint8(x):
@@ -689,19 +717,21 @@ class Handlers:
         return self.reconstruct(image, names, invert, progress, source="upload")
 
     def reconstruct_sketch(self, sketch, names, invert, progress=gr.Progress()):
+        def image(value):  # the API may send anything: check it as the upload is checked
+            return value if value is None or isinstance(value, Image.Image) else _sketch_image(value)
+
         composite = None
         if isinstance(sketch, dict):
-            composite = sketch.get("composite")
-            layers = [layer for layer in (sketch.get("layers") or []) if layer is not None]
+            composite = image(sketch.get("composite"))
+            layers = [image(layer) for layer in (sketch.get("layers") or []) if layer is not None]
             drawn = any(_has_ink(layer) for layer in layers)
             if composite is None or not (drawn or _varies(composite)):
                 composite = None
         elif sketch is not None:
+            sketch = image(sketch)
             composite = sketch if _varies(sketch) else None
         if composite is None:
             raise UserError("The sketch is empty: draw something first (or upload an image in the Upload tab).")
-        if not isinstance(composite, Image.Image):
-            composite = Image.fromarray(np.asarray(composite).astype(np.uint8))
         return self.reconstruct(composite, names, invert, progress, source="sketch")
 
     # -- retrieve ---------------------------------------------------------------------------------
@@ -758,6 +788,30 @@ class Handlers:
             lines.insert(0, "Precision: set the query's label to measure it.")
         lines.append(self._db_note(name, db))
         return gallery, rows, "\n\n".join(lines)
+
+
+def _sketch_image(value):
+    """The sketchpad's composite (an array through the API) as a PIL image, or a UserError
+    naming what is wrong with it, as the upload's checks do."""
+    try:
+        a = np.asarray(value)
+    except Exception:  # noqa: BLE001 - a ragged list, an object
+        a = None
+    if a is None or a.dtype.kind not in "biuf":
+        raise UserError(f"The sketch must be an image (an array of pixels); got {type(value).__name__}.")
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)) or min(a.shape[:2]) < 1:
+        raise UserError(f"The sketch must be an (H, W), (H, W, 3) or (H, W, 4) image; got shape {a.shape}.")
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise UserError(f"The sketch is {a.shape[1]}x{a.shape[0]} pixels, more than this app takes.")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise UserError("The sketch holds NaN or infinite pixel values.")
+        if a.size and a.max() <= 1.0:
+            a = a * 255.0
+    if a.size and (a.min() < 0 or a.max() > 255):
+        raise UserError(f"The sketch's pixels span [{a.min():g}, {a.max():g}]; expected [0, 255].")
+    a = np.round(a).astype(np.uint8)
+    return Image.fromarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a)
 
 
 def _varies(im):

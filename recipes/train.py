@@ -23,6 +23,7 @@ A killed run never leaves a half-written preset.
 """
 
 import argparse
+import hashlib
 import json
 import shlex
 import shutil
@@ -193,6 +194,31 @@ def reproduce_command(argv, phase_steps):
 
 
 def main(argv=None):
+    """Train a recipe; a data problem (found when loading or while training) is one
+    line on stderr and exit status 1, not a traceback."""
+    from zoo.core.checks import NonFiniteBatchError
+    from zoo.data import DataError
+
+    try:
+        return _train(argv)
+    except (DataError, NonFiniteBatchError) as e:
+        sys.exit(f"error: {e}")
+
+
+def data_record(path):
+    """The data set as metadata: its file name and sha256 (never a path of this machine)."""
+    path = Path(path)
+    record = {"name": path.name}
+    if path.is_file():
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        record["sha256"] = digest.hexdigest()
+    return record
+
+
+def _train(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", choices=sorted(RECIPES), metavar="RECIPE", help=f"one of {sorted(RECIPES)}")
     p.add_argument("--data", default=None,
@@ -288,7 +314,7 @@ def main(argv=None):
         "description": recipe.description,
         "recipe": args.recipe,
         "dataset": recipe.dataset,
-        "data": str(args.data or data_path),
+        "data": data_record(data_path) if Path(data_path).exists() else {"name": str(args.data)},
         "split": recipe.split,
         "command": command_line(argv),
         "reproduce": reproduce_command(argv, phase_steps),

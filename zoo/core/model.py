@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras.src.saving import serialization_lib
 
+from zoo.core import checks
 from zoo.core import step as backend_step
 from zoo.core.optimizers import PlayerOptimizers
 
@@ -244,11 +245,17 @@ class AdversarialModel(keras.Model):
 
             callbacks.sort(key=lambda c: not isinstance(c, StopOnNaN))
             bound.arguments["callbacks"] = callbacks
-        bound.arguments["x"] = _resume_position(
-            x, callbacks, bound.arguments.get("steps_per_epoch")
+        bound.arguments["x"] = checks.checked_stream(
+            _resume_position(x, callbacks, bound.arguments.get("steps_per_epoch"))
         )
         bound.arguments.pop("self")
-        return super().fit(**bound.arguments)
+        try:
+            return super().fit(**bound.arguments)
+        except Exception as e:  # tf.errors.InvalidArgumentError from the per-batch check
+            clear = checks.as_value_error(e)
+            if clear is None:
+                raise
+            raise clear from None
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
@@ -257,8 +264,9 @@ class AdversarialModel(keras.Model):
     def check_data(self, x, y=None):
         """Raise a ValueError naming the problem if `x`/`y` cannot train this model.
 
-        Checks the first batch of a `tf.data.Dataset` or the arrays given.
-        Subclasses define `check_batch(x, y)`.
+        Checks arrays whole, and the first batch of a `tf.data.Dataset` or a
+        generator (`fit` checks their later batches for NaN/Inf as they are read,
+        `zoo.core.checks`). Subclasses define `check_batch(x, y)`.
         """
         batch = _first_batch(x, y)
         if batch is not None:
@@ -346,6 +354,7 @@ def _first_batch(x, y):
         raise ValueError("The dataset is empty.")
     if isinstance(x, (list, tuple, dict)) or not hasattr(x, "shape"):
         return None
-    xs = np.asarray(x[:256])
-    ys = None if y is None else np.asarray(y[:256])
+    # Arrays are checked whole: one vectorised pass costs far less than a step.
+    xs = np.asarray(x)
+    ys = None if y is None else np.asarray(y)
     return xs, ys

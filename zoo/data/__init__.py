@@ -3,7 +3,7 @@
 from zoo.data import toy
 from zoo.data.pipeline import holdout, load, make_dataset, scale, split_per_class
 from zoo.data.protocols import HashingSplit, cifar10_hashing_split, hashing_split
-from zoo.data.sources import load_arrays
+from zoo.data.sources import DataError, DataNotFoundError, load_arrays
 
-__all__ = ["load", "load_arrays", "make_dataset", "scale", "split_per_class", "holdout", "toy",
+__all__ = ["DataError", "DataNotFoundError", "load", "load_arrays", "make_dataset", "scale", "split_per_class", "holdout", "toy",
            "HashingSplit", "hashing_split", "cifar10_hashing_split"]

@@ -42,8 +42,8 @@ from keras import ops
 from zoo.core import AdversarialModel
 from zoo.models import blocks
 from zoo.models.common import (
-    bernoulli_nll, check_real_batch, float32, gaussian_kl, gaussian_nll, images_to_model, in_batches,
-    model_to_unit, seeded_normal,
+    bernoulli_nll, check_count, check_fits_in_memory, check_real_batch, float32, gaussian_kl,
+    gaussian_nll, images_to_model, in_batches, model_to_unit, non_finite_message, seeded_normal,
 )
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -246,7 +246,17 @@ class AVB(AdversarialModel):
 
     def _to_model(self, images):
         if self.data_range is None or len(self.data_shape) != 3:
-            return np.asarray(images, "float32")
+            x = np.asarray(images, "float32")
+            if x.ndim == len(self.data_shape):
+                x = x[None]
+            if tuple(x.shape[1:]) != tuple(self.data_shape):
+                raise ValueError(
+                    f"Expected data of shape (n, {', '.join(map(str, self.data_shape))}); got {x.shape}."
+                )
+            bad = non_finite_message(x)
+            if bad:
+                raise ValueError(f"The data hold {bad}.")
+            return x
         return images_to_model(images, self.data_shape, self.data_range)
 
     def _to_user(self, x):
@@ -257,6 +267,7 @@ class AVB(AdversarialModel):
     def encode(self, x, n_samples=1, seed=None, batch_size=256):
         """Samples z ~ q(z|x), shape (n, n_samples, latent); the noise is seeded (NumPy)."""
         x = self._to_model(x)
+        n_samples = check_count(n_samples, "n_samples")
         xr = np.repeat(x, n_samples, axis=0)
         eps = seeded_normal(len(xr), self.noise_dim, seed)
         z = in_batches(self.z_phi, [xr, eps], batch_size)
@@ -267,6 +278,9 @@ class AVB(AdversarialModel):
         z = np.asarray(z, "float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
+        bad = non_finite_message(z)
+        if bad:
+            raise ValueError(f"z holds {bad}.")
         return self._to_user(in_batches(self.decoder_mean, [z], batch_size))
 
     def reconstruct(self, x, seed=None, batch_size=256):
@@ -275,6 +289,8 @@ class AVB(AdversarialModel):
 
     def generate(self, n, seed=None, batch_size=256):
         """n samples of the decoder's mean at z ~ N(0, I)."""
+        n = check_count(n)
+        check_fits_in_memory(n, self.data_shape, "AVB.generate")
         return self.decode(seeded_normal(n, self.latent_dim, seed), batch_size)
 
     def get_config(self):

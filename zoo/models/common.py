@@ -1,6 +1,7 @@
 """Helpers shared by the latent-variable models: the Gaussian posterior and image I/O."""
 
 import math
+import os
 
 import numpy as np
 from keras import ops
@@ -52,8 +53,9 @@ def check_real_batch(x, data_shape, data_range):
     if not np.issubdtype(x.dtype, np.floating):
         hint = " (raw uint8 pixels? zoo.data scales them)" if x.dtype == np.uint8 else ""
         raise ValueError(f"Expected floating-point data; got dtype {x.dtype}{hint}.")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("The data holds NaN or infinite values.")
+    bad = non_finite_message(x)
+    if bad:
+        raise ValueError(f"The data holds {bad}.")
     if data_range is not None and x.size:
         lo, hi = data_range
         tol = 1e-3 * (hi - lo)
@@ -79,6 +81,9 @@ def images_to_model(images, data_shape, data_range):
     if x.dtype == np.uint8:
         x = x.astype("float32") / 255.0
     elif np.issubdtype(x.dtype, np.floating):
+        bad = non_finite_message(x)
+        if bad:
+            raise ValueError(f"The images hold {bad}; pass finite pixels in [0, 1] or uint8.")
         if x.size and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
             raise ValueError(
                 f"Float images must be in [0, 1]; got values in [{x.min():.3g}, {x.max():.3g}]."
@@ -97,9 +102,78 @@ def model_to_unit(x, data_range):
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype("float32")
 
 
+def non_finite_message(x):
+    """"" if x is finite, else e.g. "3 NaN and 1 infinite values (the first at row 300)"."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact):
+        return ""
+    finite = np.isfinite(x)
+    if finite.all():
+        return ""
+    n_nan = int(np.isnan(x).sum())
+    n_inf = int(finite.size - finite.sum()) - n_nan
+    parts = [f"{n_nan} NaN"] * bool(n_nan) + [f"{n_inf} infinite"] * bool(n_inf)
+    first = int(np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))[0]) if x.ndim else 0
+    return f"{' and '.join(parts)} values (the first at row {first})"
+
+
+def check_count(n, what="n"):
+    """`n` as a Python int >= 0, or a ValueError naming the problem."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        if isinstance(n, (float, np.floating)) and float(n).is_integer():
+            n = int(n)
+        else:
+            raise ValueError(f"{what} must be a whole number of samples; got {n!r}.")
+    if n < 0:
+        raise ValueError(f"{what} must be >= 0; got {n}.")
+    return int(n)
+
+
+def available_memory():
+    """Bytes this machine can still allocate (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(n, per_sample_shape, what="generate", bytes_per_value=4):
+    """Refuse a request whose float32 output would not fit in memory, saying how much it needs.
+
+    Half of the available memory is the limit: the model's activations and the
+    caller's copies need the rest."""
+    need = int(n) * int(np.prod(per_sample_shape)) * bytes_per_value
+    have = available_memory()
+    if have is not None and need > have / 2:
+        raise MemoryError(
+            f"{what}({n}) would return {need / 1e9:.1f} GB of float32 values of shape "
+            f"(n, {', '.join(map(str, per_sample_shape))}); this machine has {have / 1e9:.1f} GB "
+            "available. Ask for fewer at a time (e.g. several calls with different seeds)."
+        )
+
+
 def in_batches(fn, arrays, batch_size=256):
-    """Apply fn to aligned slices of `arrays`; concatenate each output (NumPy)."""
+    """Apply fn to aligned slices of `arrays`; concatenate each output (NumPy).
+
+    An empty input gives empty outputs of the right shape (fn runs once on one
+    zero row to learn them)."""
+    batch_size = check_count(batch_size, "batch_size")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     n = len(arrays[0])
+    if n == 0:
+        probe = [np.zeros((1, *np.shape(a)[1:]), np.asarray(a).dtype) for a in arrays]
+        out = fn(*probe)
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        res = [ops.convert_to_numpy(o)[:0] for o in out]
+        return res[0] if len(res) == 1 else tuple(res)
     outs = None
     for s in range(0, n, batch_size):
         out = fn(*[a[s : s + batch_size] for a in arrays])
@@ -124,10 +198,12 @@ def slerp(a, b, t):
 
 def seeded_normal(n, dim, seed):
     """N(0, I) draws from NumPy: the same z for a seed on every backend."""
+    n = check_count(n)
     return np.random.default_rng(seed).standard_normal((n, dim)).astype("float32")
 
 
 __all__ = [
     "reparameterize", "gaussian_kl", "gaussian_nll", "bernoulli_nll",
-    "check_real_batch", "images_to_model", "model_to_unit", "in_batches", "slerp", "seeded_normal",
+    "check_real_batch", "images_to_model", "non_finite_message", "check_count",
+    "check_fits_in_memory", "model_to_unit", "in_batches", "slerp", "seeded_normal",
 ]

@@ -21,7 +21,10 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
-from zoo.models.common import check_real_batch, float32, in_batches, model_to_unit
+from zoo.models.common import (
+    check_count, check_fits_in_memory, check_real_batch, float32, in_batches, model_to_unit,
+    non_finite_message,
+)
 
 GENERATOR_LOSSES = ("minimax", "non_saturating")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
@@ -86,6 +89,8 @@ class GeneratorSampling:
         """
         if output not in ("float", "uint8"):
             raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
+        n = check_count(n)
+        check_fits_in_memory(n, self.data_shape, f"{type(self).__name__}.generate")
         rng = np.random.default_rng(seed)
         if self.latent_distribution == "uniform":
             r = 3.0**0.5
@@ -97,6 +102,14 @@ class GeneratorSampling:
 
     def decode_latents(self, z, labels=None, output="float", batch_size=256):
         """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8)."""
+        z = np.asarray(z, "float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
+        bad = non_finite_message(z)
+        if bad:
+            raise ValueError(f"z holds {bad}.")
+        if labels is not None or self.num_classes is not None:
+            labels = self._check_labels(labels, len(z))
         arrays = [z] if labels is None else [z, labels]
         x = in_batches(lambda zb, yb=None: self._g(zb, yb, training=False), arrays, batch_size)
         if self.data_range is not None:
@@ -115,8 +128,10 @@ class GeneratorSampling:
                 f"This {type(self).__name__} is conditional on {self.num_classes} classes: pass labels."
             )
         labels = np.asarray(labels)
+        if labels.dtype.kind not in "biuf":
+            raise ValueError(f"Labels must be numbers; got dtype {labels.dtype}.")
         if labels.ndim == 0:
-            labels = np.full((n,), int(labels))
+            labels = np.full((n,), labels)
         if labels.ndim == 1:
             if len(labels) != n:
                 raise ValueError(f"Got {len(labels)} labels for {n} samples.")
@@ -126,6 +141,9 @@ class GeneratorSampling:
             raise ValueError(
                 f"Label vectors must have shape ({n}, {self.num_classes}); got {labels.shape}."
             )
+        bad = non_finite_message(labels)
+        if bad:
+            raise ValueError(f"The label vectors hold {bad}.")
         return labels.astype("float32")
 
 
@@ -356,8 +374,14 @@ def _every_kth(tensors, i, k):
 
 def _check_int_labels(labels, num_classes):
     if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError(f"Integer class labels expected; got dtype {labels.dtype}.")
+        # Whole-valued floats (2.0) are accepted as class indices; 2.7 or NaN is not truncated.
+        whole = np.isfinite(labels) & np.equal(np.mod(labels, 1), 0)
+        if not np.all(whole):
+            bad = labels[~whole]
+            raise ValueError(
+                f"Integer class labels expected; got {bad.size} non-integer value(s) "
+                f"such as {bad.flat[0].item()!r} (dtype {labels.dtype})."
+            )
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"Class labels must be in [0, {num_classes}); got range "

@@ -17,8 +17,9 @@ from keras import ops
 from zoo.core import AdversarialModel
 from zoo.models import blocks
 from zoo.models.common import (
-    bernoulli_nll, check_real_batch, gaussian_kl, gaussian_nll, images_to_model, in_batches,
-    model_to_unit, reparameterize, seeded_normal, slerp,
+    bernoulli_nll, check_count, check_fits_in_memory, check_real_batch, gaussian_kl, gaussian_nll,
+    images_to_model, in_batches, model_to_unit, non_finite_message, reparameterize, seeded_normal,
+    slerp,
 )
 
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -46,6 +47,9 @@ class LatentImageModel:
         z = np.asarray(z, "float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
+        bad = non_finite_message(z)
+        if bad:
+            raise ValueError(f"z holds {bad}.")
         x = in_batches(lambda b: self._decoder_mean(b), [z], batch_size)
         return model_to_unit(x, self.data_range)
 
@@ -56,6 +60,10 @@ class LatentImageModel:
 
     def generate(self, n, seed=None, output="float", batch_size=256):
         """n samples Dec(z), z ~ N(0, I) drawn with NumPy (the same z on every backend)."""
+        if output not in ("float", "uint8"):
+            raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
+        n = check_count(n)
+        check_fits_in_memory(n, self.data_shape, f"{type(self).__name__}.generate")
         x = self.decode(seeded_normal(n, self.latent_dim, seed), batch_size)
         return np.round(x * 255).astype("uint8") if output == "uint8" else x
 

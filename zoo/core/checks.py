@@ -1,0 +1,86 @@
+"""Bad training data fails early, whatever feeds `fit`.
+
+`AdversarialModel.fit` checks arrays whole (one vectorised pass: shape, dtype,
+range, NaN/Inf, labels) before the first step. A `tf.data.Dataset` or a Python
+generator cannot be checked up front without reading it, so its first batch is
+checked the same way and every later batch is checked for NaN and Inf as it is
+read: a NaN at batch 300 stops training with an error naming the batch instead
+of training on to `d_loss nan`.
+"""
+
+import re
+import types
+
+import numpy as np
+
+#: Marks our message inside the framework's error, to re-raise it as a ValueError.
+MARK = "zoo: a training batch holds NaN or Inf"
+
+
+class NonFiniteBatchError(ValueError):
+    """A batch read during `fit` holds NaN or infinite values."""
+
+
+def checked_stream(x):
+    """`x` with every batch checked for NaN/Inf as it is read (tf.data or a generator);
+    anything else is returned unchanged."""
+    if hasattr(x, "element_spec") and hasattr(x, "map"):
+        return _checked_dataset(x)
+    if isinstance(x, types.GeneratorType):
+        return _checked_generator(x)
+    return x
+
+
+def _checked_dataset(ds):
+    import tensorflow as tf
+
+    def check(i, element):
+        parts = element if isinstance(element, tuple) else (element,)
+        checked = []
+        for j, t in enumerate(parts):
+            if isinstance(t, tf.Tensor) and t.dtype.is_floating:
+                finite = tf.math.is_finite(t)
+                bad = tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int64))
+                ok = tf.debugging.Assert(
+                    tf.reduce_all(finite), [MARK, "batch", i, "element", j, "bad values", bad]
+                )
+                with tf.control_dependencies([ok]):
+                    t = tf.identity(t)
+            checked.append(t)
+        return tuple(checked) if isinstance(element, tuple) else checked[0]
+
+    # Zipped with a counter so the error names the batch (counted from where fit starts).
+    return tf.data.Dataset.zip((tf.data.Dataset.counter(), ds)).map(check)
+
+
+def _checked_generator(gen):
+    for i, batch in enumerate(gen):
+        parts = batch if isinstance(batch, tuple) else (batch,)
+        for j, t in enumerate(parts):
+            a = np.asarray(t)
+            if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+                raise NonFiniteBatchError(
+                    f"Batch {i} of the training generator holds {int((~np.isfinite(a)).sum())} "
+                    f"NaN or infinite values (element {j} of the batch)."
+                )
+        yield batch
+
+
+def as_value_error(e):
+    """Our NaN/Inf assertion from inside a tf.data pipeline as a NonFiniteBatchError; else None."""
+    if isinstance(e, NonFiniteBatchError):
+        return e
+    text = str(e)
+    # TensorFlow's fit reads a generator through tf.data: our error comes back wrapped.
+    wrapped = re.search(r"Batch \d+ of the training generator holds [^\n]*", text)
+    if wrapped:
+        return NonFiniteBatchError(wrapped[0])
+    if MARK not in text:
+        return None
+    found = re.search(r"\[batch\] \[(\d+)\] \[element\] \[(\d+)\] \[bad values\] \[(\d+)\]", text)
+    where = (f"batch {found[1]} (counted from the start of this fit), element {found[2]} of the "
+             f"batch, holds {found[3]} NaN or infinite values" if found else "holds NaN or infinite values")
+    return NonFiniteBatchError(
+        f"The training dataset's {where}; every batch is checked. Clean the source "
+        "data (or filter it in the pipeline)."
+    )
