@@ -260,6 +260,10 @@ def _train(argv=None):
 
     model = recipe.build(args.seed)
     model.compile(**recipe.optimizers())
+    try:  # the model's own checks (shape, range, labels for its classes), as one line
+        model.check_data(ds)
+    except ValueError as e:
+        sys.exit(f"error: {data_path}: {e}")
     epochs = args.epochs or (1000 if args.minutes or args.steps else 50)
     steps = args.steps_per_epoch or steps_per_pass
     phase_dir = out / "phases"

@@ -318,6 +318,9 @@ def test_recipes_train_prints_one_line_for_every_data_error(tmp_path, capsys):
     assert "broken.zip is not a readable zip" in _train_error(capsys, "dcgan_mnist", "--data", str(broken), *args)
     corrupt = _folder_zip(tmp_path / "corrupt.zip", extra={"train/cat/bad.png": b"xx"})
     assert "member 'train/cat/bad.png'" in _train_error(capsys, "dcgan_mnist", "--data", str(corrupt), *args)
+    x, y = _mnist_like()
+    many = _npz(tmp_path / "twenty.npz", x_train=np.zeros((40, 28, 28), np.uint8), y_train=np.arange(40) % 20)
+    assert "Class labels must be in [0, 10)" in _train_error(capsys, "cdcgan_mnist", "--data", str(many), *args)
     assert not (tmp_path / "run" / "preset").exists()
 
 
