@@ -198,11 +198,37 @@ def preset_class(config):
     return cls
 
 
-def load(name_or_path, expected_class=None, compile=False):
+def parameter_count(folder):
+    """The number of values in a preset's weights (as `model.count_params()`): recorded
+    in the metadata by `save_preset`, counted in the weights file for older presets."""
+    folder = Path(folder)
+    try:
+        recorded = json.loads((folder / METADATA_FILE).read_text()).get("params")
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is not None:
+        return int(recorded)
+    import h5py
+
+    total = 0
+
+    def count(_, obj):
+        nonlocal total
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "f":
+            total += int(obj.size)
+
+    with h5py.File(folder / WEIGHTS_FILE, "r") as f:
+        f.visititems(count)
+    return total
+
+
+def load(name_or_path, expected_class=None, compile=False, load_weights=True):
     """The model a preset holds, with its weights: a bundled name, a folder or hf://owner/repo.
 
     `expected_class` (what `Model.from_preset` passes): refuse a preset holding a
     model of another class. The config is deserialised with safe_mode=True.
+    `load_weights=False`: the preset's architecture with fresh (initial) weights,
+    as keras-hub's `from_preset(..., load_weights=False)`.
     """
     import zoo.models  # noqa: F401  (registers the zoo's classes)
 
@@ -224,7 +250,8 @@ def load(name_or_path, expected_class=None, compile=False):
     except (TypeError, ValueError) as e:
         raise PresetIntegrityError(f"Cannot rebuild the {label} model from {folder / CONFIG_FILE}: {e}") from e
     try:
-        model.load_weights(folder / WEIGHTS_FILE)
+        if load_weights:
+            model.load_weights(folder / WEIGHTS_FILE)
     except (OSError, ValueError, KeyError) as e:
         raise PresetIntegrityError(
             f"{folder / WEIGHTS_FILE} does not fit the model of {CONFIG_FILE} ({label}): {e}"
@@ -276,6 +303,7 @@ def save_preset(model, path, metadata=None):
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "sha256": sha256(tmp / WEIGHTS_FILE),
             "weights_bytes": (tmp / WEIGHTS_FILE).stat().st_size,
+            "params": int(model.count_params()),
         }
         (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
         for f in PRESET_FILES:
@@ -341,6 +369,6 @@ def _json_default(obj):
 
 
 __all__ = [
-    "list_presets", "load", "save_preset", "verify", "resolve", "load_metadata", "update_metadata",
+    "list_presets", "load", "save_preset", "verify", "parameter_count", "resolve", "load_metadata", "update_metadata",
     "PresetNotFoundError", "PresetIntegrityError", "PresetClassError", "SAVED_MODELS",
 ]

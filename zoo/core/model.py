@@ -31,10 +31,25 @@ from zoo.core import step as backend_step
 from zoo.core.optimizers import PlayerOptimizers
 
 
+class _BundledPresets:
+    """`Model.presets`: {name: {"description", "params", "path", "metadata"}} of the
+    bundled presets of that class, as keras-hub's `cls.presets`. A class attribute
+    only: Keras's saving walks an instance's attributes, and it need not scan
+    `saved_models/` every time a model is saved."""
+
+    def __get__(self, obj, owner):
+        if obj is not None:
+            raise AttributeError(f"presets is a class attribute: use {owner.__name__}.presets")
+        from zoo.hub import bundled_of_class
+
+        return bundled_of_class(owner)
+
+
 class AdversarialModel(keras.Model):
     #: player name -> attribute names of the sub-networks that player trains.
     #: The compile keyword for a player `p` is `p_optimizer`.
     players = {}
+    presets = _BundledPresets()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -79,13 +94,14 @@ class AdversarialModel(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, compile=False):
+    def from_preset(cls, preset, compile=False, load_weights=True):
         """The model saved as `preset` (a bundled name from `zoo.list_presets()`, a
         preset folder, or hf://owner/repo), weights checked against their sha256.
-        Refuses a preset that holds another kind of model. See `zoo.presets`."""
+        Refuses a preset that holds another kind of model. `load_weights=False`:
+        the preset's architecture with fresh weights. See `zoo.presets`."""
         from zoo import presets
 
-        return presets.load(preset, expected_class=cls, compile=compile)
+        return presets.load(preset, expected_class=cls, compile=compile, load_weights=load_weights)
 
     def default_optimizer(self, player):
         """Optimizer used when compile() is not given one for `player`."""

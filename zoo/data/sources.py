@@ -228,13 +228,19 @@ def _load_tfds(name, split):
     try:
         import tensorflow_datasets as tfds
 
-        ds, info = tfds.load(name, split=split, as_supervised=True, batch_size=-1, with_info=True)
+        ds, info = tfds.load(name, split=split, as_supervised=True, with_info=True)
+        # In large batches rather than batch_size=-1: the one-element read aborts the
+        # process on a data set of unknown length (tfds's mock data, tests/test_hub.py).
+        parts = list(tfds.as_numpy(ds.batch(4096)))
     except Exception as e:
         raise DataError(
             f"Could not load tfds data set {name!r} (split {split!r}): {e}. "
             "Without internet access, pass a local .npz, image folder or zip instead."
         ) from e
-    x, y = tfds.as_numpy(ds)
+    if not parts:
+        raise DataError(f"tfds data set {name!r} has no examples in split {split!r}.")
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
     classes = info.features["label"].names if "label" in info.features else []
     x = _as_nhwc_uint8(x, name)
     return x, _as_labels(y, name, len(x)), list(classes)
