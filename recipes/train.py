@@ -37,7 +37,7 @@ import numpy as np
 
 import zoo
 from zoo import data as zdata
-from zoo.callbacks import StepLimit, StopOnNaN, TimeLimit, TrainingDiverged
+from zoo.callbacks import LossHistory, SampleGrid, StepLimit, StopOnNaN, TimeLimit, TrainingDiverged
 from zoo.visualize import save_image_grid
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
@@ -239,6 +239,8 @@ def _train(argv=None):
     p.add_argument("--quick-eval", action="store_true", help="measure the figures on subsets")
     p.add_argument("--no-eval", action="store_true", help="write the preset without figures")
     p.add_argument("--verbose", type=int, default=1, help="Keras's progress bar (1), one line per epoch (2)")
+    p.add_argument("--samples-every", type=int, default=1000,
+                   help="write a fixed-noise sample grid (and a TensorBoard image) every N steps (0: never)")
     args = p.parse_args(argv)
 
     from recipes import evaluate
@@ -269,6 +271,10 @@ def _train(argv=None):
     phase_dir = out / "phases"
     start = time.monotonic()
     history, phase_steps = {}, []
+    losses = LossHistory(every=10)
+    sample_inputs = None
+    if hasattr(model, "reconstruct"):  # the autoencoders' grids: test inputs beside reconstructions
+        sample_inputs = zdata.load_arrays(data_path, "test")[0][:32]
     for i, phase in enumerate(recipe.phases):
         tag = phase or "train"
         done = phase_dir / f"{tag}.weights.h5"
@@ -286,7 +292,11 @@ def _train(argv=None):
             StopOnNaN(backup_dir=str(out / "backup" / tag)),
             keras.callbacks.BackupAndRestore(str(out / "backup" / tag)),
             keras.callbacks.TensorBoard(str(out / "logs" / tag), update_freq=100),
+            losses,
         ]
+        if args.samples_every:
+            callbacks.append(SampleGrid(out / "samples" / tag, every_n_steps=args.samples_every, seed=args.seed,
+                                        images=sample_inputs, log_dir=out / "logs" / tag / "samples"))
         if args.minutes:
             callbacks.append(TimeLimit(args.minutes / len(recipe.phases)))
         if phase_budgets:  # counted from where the phase starts
@@ -309,6 +319,9 @@ def _train(argv=None):
         sys.exit(f"error: training diverged (NaN or Inf in the last logs: {history}); no preset written.")
 
     grid = sample_grid(model, out / "samples.png", args.seed)
+    curve = losses.plot(out / "loss_curve.png", title=f"{args.recipe}: the logs of fit every 10 steps")
+    if curve:
+        print(f"Loss curve: {curve}")
     figures = {}
     if not args.no_eval:
         print(f"[{args.recipe}] measuring figures{' (quick)' if args.quick_eval else ''} ...", flush=True)

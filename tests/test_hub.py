@@ -140,3 +140,46 @@ def test_tfds_names_load_through_tfds_mock_data(name, shape):
     assert x.shape == (24, *shape) and x.dtype == np.uint8 and y.dtype == np.int64
     assert len(names) == 10 and names[0] in ("0", "airplane")
     assert batch.shape == (8, *shape) and -1.0 <= float(np.min(batch)) <= float(np.max(batch)) <= 1.0
+
+
+# -- samples while training -------------------------------------------------------------------
+def test_sample_grid_every_n_steps_png_and_tensorboard(tmp_path):
+    from PIL import Image
+
+    from zoo.callbacks import LossHistory, SampleGrid
+
+    keras.utils.set_random_seed(0)
+    gan = zoo.GAN.dcgan((8, 8, 1), latent_dim=4, width=4)
+    gan.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype("float32")
+    grid = SampleGrid(tmp_path / "samples", every_n_steps=2, n=16, seed=3, log_dir=tmp_path / "tb")
+    losses = LossHistory(every=2)
+    gan.fit(x, batch_size=8, epochs=1, steps_per_epoch=4, callbacks=[grid, losses], verbose=0)
+    assert [p.name for p in grid.written] == ["samples_0000002.png", "samples_0000004.png"]
+    first, second = (np.asarray(Image.open(p)) for p in grid.written)
+    assert first.shape == second.shape and not np.array_equal(first, second)  # G moved between them
+    again = np.asarray(Image.open(grid.write(4)))  # fixed noise: the same grid for the same weights
+    np.testing.assert_array_equal(again, second)
+    tf = pytest.importorskip("tensorflow")
+    steps = [e.step for f in (tmp_path / "tb").glob("events.*")
+             for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value if v.tag == "samples"]
+    assert sorted(steps) == [2, 4, 4]
+    assert losses.steps == [2, 4] and len(losses.logs["d_loss"]) == 2
+    curve = losses.plot(tmp_path / "loss.png")
+    if curve is not None:  # matplotlib installed
+        assert Image.open(curve).size[0] > 100
+
+
+def test_sample_grid_of_an_autoencoder_shows_inputs_beside_reconstructions(tmp_path):
+    from zoo.callbacks import model_samples
+
+    vae = zoo.VAE.larsen((16, 16, 1), latent_dim=4, width=0.125)
+    images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 1), dtype=np.uint8)
+    pairs = model_samples(vae, n=12, images=images)
+    assert pairs.shape == (12, 16, 16, 1)
+    np.testing.assert_allclose(pairs[0::2], images / 255.0, atol=1e-6)
+    np.testing.assert_allclose(pairs[1::2], vae.reconstruct(images), atol=1e-6)
+    with pytest.raises(ValueError, match="every_n_steps"):
+        from zoo.callbacks import SampleGrid
+
+        SampleGrid(tmp_path, every_n_steps=0)

@@ -81,3 +81,128 @@ class StepLimit(keras.callbacks.Callback):
         done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         if done >= self.start + self.steps:
             self.model.stop_training = True
+
+
+def model_samples(model, n=64, seed=0, images=None):
+    """What a sample grid shows: n samples for a fixed seed (class i % C for a
+    conditional model), or, given `images` and a model that reconstructs,
+    the inputs and their reconstructions in alternating columns."""
+    import numpy as np
+
+    if images is not None and hasattr(model, "reconstruct"):
+        x = np.asarray(images)[: max(1, n // 2)]
+        rec = model.reconstruct(x)
+        x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x
+        pairs = np.empty((2 * len(x), *rec.shape[1:]), "float32")
+        pairs[0::2], pairs[1::2] = x, rec
+        return pairs
+    classes = getattr(model, "num_classes", None)
+    if classes:
+        return model.generate(n, seed=seed, labels=np.arange(n) % classes)
+    return model.generate(n, seed=seed)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """A grid of samples from fixed noise, every `every_n_steps` train steps (the
+    model's own step counter) or, if None, at the end of each epoch: a PNG
+    `folder/samples_<step>.png` (written atomically) and, with `log_dir`, a
+    TensorBoard image summary "samples" at that step. For the autoencoders pass
+    `images` (uint8 or [0, 1]): the grid shows each input beside its
+    reconstruction. The noise comes from NumPy's seeded generator, not the
+    model's training noise, so a run with the callback trains exactly as one
+    without it."""
+
+    def __init__(self, folder, every_n_steps=None, n=64, seed=0, images=None, log_dir=None, cols=None):
+        super().__init__()
+        if every_n_steps is not None and int(every_n_steps) < 1:
+            raise ValueError(f"every_n_steps must be >= 1 (or None: each epoch); got {every_n_steps}.")
+        self.folder, self.every, self.n, self.seed = folder, every_n_steps, int(n), seed
+        self.images, self.log_dir, self.cols = images, log_dir, cols
+        self.written, self._writer = [], None
+
+    def _step(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every is not None:
+            step = self._step()
+            if step % int(self.every) == 0:
+                self.write(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every is None:
+            self.write(self._step())
+
+    def write(self, step):
+        from pathlib import Path
+
+        import numpy as np
+
+        from zoo.visualize import image_grid, save_image_grid
+
+        images = model_samples(self.model, self.n, self.seed, self.images)
+        cols = self.cols or (2 * int(np.ceil(np.sqrt(len(images) / 2))) if self.images is not None else None)
+        path = save_image_grid(images, Path(self.folder) / f"samples_{step:07d}.png", cols=cols)
+        self.written.append(path)
+        if self.log_dir is not None:
+            import tensorflow as tf
+
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(str(self.log_dir))
+            grid = image_grid(images, cols).astype("float32") / 255.0
+            with self._writer.as_default():
+                tf.summary.image("samples", grid[None], step=step)
+            self._writer.flush()
+        return path
+
+
+class LossHistory(keras.callbacks.Callback):
+    """The logs of every `every`-th train step (the model's counter), for a loss curve."""
+
+    def __init__(self, every=10):
+        super().__init__()
+        self.every, self.steps, self.logs = int(every), [], {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step % self.every:
+            return
+        self.steps.append(step)
+        for k, v in (logs or {}).items():
+            try:
+                self.logs.setdefault(k, []).append(float(v))
+            except (TypeError, ValueError):
+                continue
+
+    def plot(self, path, title=None):
+        """Write the curves (one panel per log) as a PNG; returns the path, or None
+        without matplotlib (pip install matplotlib)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return None
+        import os
+        from pathlib import Path
+
+        keys = [k for k in self.logs if len(self.logs[k]) == len(self.steps)]
+        if not keys:
+            return None
+        fig, axes = plt.subplots(len(keys), 1, figsize=(7, 1.8 * len(keys)), sharex=True, squeeze=False)
+        for ax, k in zip(axes[:, 0], keys):
+            ax.plot(self.steps, self.logs[k], lw=0.8)
+            ax.set_ylabel(k, fontsize=8)
+            ax.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("train step")
+        if title:
+            axes[0, 0].set_title(title, fontsize=9)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, path)
+        return path
