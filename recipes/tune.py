@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 
 from zoo import data as zdata
-from zoo.metrics import FeatureExtractor
+from zoo.metrics import FeatureExtractor, InceptionExtractor
 from zoo.tuning import AVBHyperModel, DSHGANHyperModel, GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
 
 MODELS = ("dcgan", "gan_mlp", "vaegan", "vae", "avb", "dshgan")
@@ -65,7 +65,8 @@ def main(argv=None):
     if args.model == "vae":
         hypermodel = VAEHyperModel(shape)
     else:
-        extractor = FeatureExtractor.load(DATASETS.get(shape, "mnist"))
+        # Inception FID when the user has the weights ($ZOO_INCEPTION_WEIGHTS); domain FID otherwise.
+        extractor = InceptionExtractor.from_env() or FeatureExtractor.load(DATASETS.get(shape, "mnist"))
         if args.model == "vaegan":
             hypermodel = VAEGANHyperModel(shape, val_images=x_val, extractor=extractor)
         else:

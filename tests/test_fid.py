@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -64,3 +65,93 @@ def test_statistics_shapes():
 def test_missing_classifier_lists_the_bundled_ones(tmp_path):
     with pytest.raises(FileNotFoundError, match="bundled"):
         FeatureExtractor.load("imagenet")
+
+
+# -- Inception-v3 FID from a user's weights file (here a random InceptionV3: the code path,
+# -- the resize and the statistics, not the published numbers, which need the real weights) --
+@pytest.fixture(scope="module")
+def inception_file(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    net = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
+    path = tmp_path_factory.mktemp("inception") / "random_inception.weights.h5"
+    net.save_weights(path)
+    return path, net
+
+
+def _bilinear_half_pixel(x, size):
+    """NumPy reference of TF2's tf.image.resize(bilinear, antialias=False): half-pixel centres."""
+    n, h, w, c = x.shape
+    out = np.empty((n, size, size, c), np.float64)
+    ys = np.clip((np.arange(size) + 0.5) * h / size - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(size) + 0.5) * w / size - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    for i in range(n):
+        a = x[i].astype(np.float64)
+        top = a[y0][:, x0] * (1 - wx) + a[y0][:, x1] * wx
+        bottom = a[y1][:, x0] * (1 - wx) + a[y1][:, x1] * wx
+        out[i] = top * (1 - wy) + bottom * wy
+    return out
+
+
+def test_inception_preprocess_is_the_reference_resize():
+    from zoo.metrics import InceptionExtractor
+
+    x = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
+    got = InceptionExtractor.preprocess(x)
+    want = _bilinear_half_pixel(np.repeat(x, 3, -1), 299) / 127.5 - 1.0
+    assert got.shape == (2, 299, 299, 3)
+    # float32 interpolation of values in [0, 255]: 1e-4 of the [-1, 1] range on every backend.
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    # Negative control: an antialiased (or nearest) resize is visibly different.
+    nearest = np.repeat(np.repeat(np.repeat(x, 3, -1), 11, 1), 11, 2)[:, :299, :299] / 127.5 - 1.0
+    assert np.abs(got - nearest).max() > 0.1
+    np.testing.assert_allclose(InceptionExtractor.preprocess(x / 255.0), got, atol=1e-4)  # [0, 1] floats too
+
+
+def test_inception_fid_from_a_weights_file(inception_file, monkeypatch):
+    from recipes.evaluate import inception_figures
+    from zoo.metrics import InceptionExtractor, frechet_distance, statistics
+
+    path, net = inception_file
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    b = rng.integers(0, 64, (4, 32, 32, 3), dtype=np.uint8)
+    extractor = InceptionExtractor(path, batch_size=3)  # two batches, the second partial
+    fa, fb = extractor(a), extractor(b)
+    assert fa.shape == (4, 2048) and fa.dtype == np.float64 and not np.allclose(fa, fb)
+    # The file's weights, not fresh ones: features equal those of the network that was saved.
+    want = keras.ops.convert_to_numpy(net(InceptionExtractor.preprocess(a), training=False))
+    np.testing.assert_allclose(fa, want, rtol=1e-4, atol=1e-5)
+    # A random network's features are ~1e-4, so its FIDs are tiny: check the path, not a size.
+    trace = np.trace(statistics(fa)[1])
+    # Zero up to float64 rounding: the square roots of a rank-3 covariance's ~2,045 zero
+    # eigenvalues (rounded to ~1e-19) add ~1e-12 against a trace of ~1e-6 (seen: 1.4e-12
+    # to 2.4e-12 on the three backends); 1e-4 of the trace leaves room.
+    assert abs(frechet_distance(*statistics(fa), *statistics(fa))) < 1e-4 * trace
+    assert inception_figures(a, b, "cifar10", log=lambda *_: None) == {}  # no weights: no figure
+    monkeypatch.setenv("ZOO_INCEPTION_WEIGHTS", str(path))
+    figure = inception_figures(a, b, "cifar10", log=lambda *_: None)["inception_fid"]
+    # Figures are rounded to 4 decimals (recipes.evaluate._figure).
+    assert figure["value"] == round(frechet_distance(*statistics(fa), *statistics(fb)), 4)
+    assert "299x299 bilinear" in figure["how"] and path.name in figure["how"]
+
+
+def test_inception_weights_errors_name_the_file(tmp_path, monkeypatch):
+    from zoo.metrics import InceptionExtractor
+
+    monkeypatch.delenv("ZOO_INCEPTION_WEIGHTS", raising=False)
+    assert InceptionExtractor.from_env() is None
+    with pytest.raises(ValueError, match="ZOO_INCEPTION_WEIGHTS"):
+        InceptionExtractor()
+    with pytest.raises(FileNotFoundError, match="nowhere.weights.h5"):
+        InceptionExtractor(tmp_path / "nowhere.weights.h5")
+    pth = tmp_path / "pt_inception-2015-12-05.pth"
+    pth.write_bytes(b"\0" * 10)
+    with pytest.raises(ValueError, match="PyTorch file"):
+        InceptionExtractor(pth)
+    junk = tmp_path / "junk.weights.h5"
+    junk.write_bytes(b"\0" * 100)
+    with pytest.raises(ValueError, match="junk.weights.h5 does not hold Keras InceptionV3"):
+        InceptionExtractor(junk)

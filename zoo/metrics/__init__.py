@@ -1,6 +1,6 @@
 """Metrics that compare the zoo's models with their papers."""
 
-from zoo.metrics.fid import FeatureExtractor, fid_kid, frechet_distance, kernel_distance, statistics
+from zoo.metrics.fid import FeatureExtractor, InceptionExtractor, fid_kid, frechet_distance, kernel_distance, statistics
 from zoo.metrics.loglik import ais_log_likelihood, grid_log_likelihood, iwae_log_likelihood
 from zoo.metrics.parzen import parzen_estimate, parzen_log_likelihoods, select_sigma
 from zoo.metrics.retrieval import (
@@ -8,7 +8,7 @@ from zoo.metrics.retrieval import (
 )
 
 __all__ = [
-    "FeatureExtractor", "fid_kid", "frechet_distance", "kernel_distance", "statistics",
+    "FeatureExtractor", "InceptionExtractor", "fid_kid", "frechet_distance", "kernel_distance", "statistics",
     "parzen_estimate", "parzen_log_likelihoods", "select_sigma",
     "mean_average_precision", "precision_at_k", "precision_recall_curve", "precision_within_radius",
     "ais_log_likelihood", "iwae_log_likelihood", "grid_log_likelihood",

@@ -12,6 +12,7 @@ not with Inception-FID numbers in papers: say so wherever one is printed.
 """
 
 import json
+import os
 from pathlib import Path
 
 import keras
@@ -64,6 +65,105 @@ class FeatureExtractor:
         outs = [keras.ops.convert_to_numpy(self.model(x[s : s + batch_size], training=False))
                 for s in range(0, len(x), batch_size)]
         return np.concatenate(outs).astype(np.float64)
+
+
+INCEPTION_ENV = "ZOO_INCEPTION_WEIGHTS"
+
+
+class InceptionExtractor:
+    """Inception-v3 pool3 features (2048-d) on the reference FID protocol, from a
+    weights file the user supplies (nothing is downloaded): FID comparable with
+    papers' figures when the weights are the ones the paper used.
+
+    The protocol of the TF reference (Heusel et al.'s TTUR code) and pytorch-fid:
+    images as RGB in [0, 255] (grayscale copied to three channels), resized to
+    299x299 bilinearly without antialiasing, scaled to [-1, 1], the 2048-d
+    average pool before the logits, statistics in float64.
+
+    `weights`: a Keras InceptionV3 weights file (`.weights.h5`, or a Keras 2
+    `.h5` of `keras.applications.InceptionV3`, with or without its top), or
+    None to read the path from $ZOO_INCEPTION_WEIGHTS. Keras's ImageNet
+    InceptionV3 is not bit-identical with the 2015 graph the TF reference uses
+    (pytorch-fid's FIDInceptionA/C/E blocks), so its FIDs come within a few
+    percent of published ones, not to the digit; the pytorch-fid `.pth` file is
+    refused with that reason rather than converted silently."""
+
+    dim = 2048
+
+    def __init__(self, weights=None, batch_size=50):
+        path = weights or os.environ.get(INCEPTION_ENV)
+        if not path:
+            raise ValueError(
+                f"No Inception weights: pass a Keras InceptionV3 weights file or set ${INCEPTION_ENV}. "
+                "The zoo's offline default is domain FID (FeatureExtractor.load)."
+            )
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"Inception weights file {str(path)!r} does not exist (from ${INCEPTION_ENV}).")
+        if path.suffix in (".pth", ".pt"):
+            raise ValueError(
+                f"{path.name} is a PyTorch file (pytorch-fid / torch-fidelity); this zoo reads Keras "
+                "InceptionV3 weights (.weights.h5 or .h5), e.g. keras.applications.InceptionV3("
+                "weights='imagenet').save_weights('inception.weights.h5') on a machine that can download."
+            )
+        self.batch_size = int(batch_size)
+        self.model = _inception_pool3(path)
+        self.name = f"inception_v3_pool3({path.name})"
+
+    @classmethod
+    def from_env(cls):
+        """An extractor from $ZOO_INCEPTION_WEIGHTS, or None when it is not set."""
+        return cls() if os.environ.get(INCEPTION_ENV) else None
+
+    @staticmethod
+    def preprocess(images):
+        """uint8 or [0, 1] images (n, h, w, 1 or 3) -> float32 (n, 299, 299, 3) in [-1, 1]."""
+        x = np.asarray(images)
+        if x.ndim != 4 or x.shape[-1] not in (1, 3):
+            raise ValueError(f"Expected images (n, h, w, 1 or 3); got shape {x.shape}.")
+        if x.dtype == np.uint8:
+            x = x.astype("float32")
+        else:
+            x = images_to_model(x, x.shape[1:], (0.0, 255.0))
+        if x.shape[-1] == 1:
+            x = np.repeat(x, 3, axis=-1)
+        x = keras.ops.image.resize(x, (299, 299), interpolation="bilinear", antialias=False)
+        return keras.ops.convert_to_numpy(x) / 127.5 - 1.0
+
+    def __call__(self, images, batch_size=None):
+        batch_size = batch_size or self.batch_size
+        outs = [keras.ops.convert_to_numpy(self.model(self.preprocess(images[s : s + batch_size]), training=False))
+                for s in range(0, len(images), batch_size)]
+        return np.concatenate(outs).astype(np.float64)
+
+
+_INCEPTION_CACHE = {}
+
+
+def _inception_pool3(path):
+    """keras.applications.InceptionV3 up to its 2048-d average pool, weights from `path`
+    (built once per file and version of it: a build takes seconds)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, keras.backend.backend())
+    if key not in _INCEPTION_CACHE:
+        _INCEPTION_CACHE.clear()  # one Inception (90 MB) in memory at a time
+        _INCEPTION_CACHE[key] = _build_inception_pool3(path)
+    return _INCEPTION_CACHE[key]
+
+
+def _build_inception_pool3(path):
+    base = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
+    try:
+        base.load_weights(path)
+        return base
+    except (ValueError, OSError, KeyError):
+        pass
+    full = keras.applications.InceptionV3(include_top=True, weights=None, input_shape=(299, 299, 3))
+    try:
+        full.load_weights(path)  # a file saved with the classifier on top
+    except (ValueError, OSError, KeyError) as e:
+        raise ValueError(f"{path} does not hold Keras InceptionV3 weights (with or without the top): {e}") from e
+    return keras.Model(full.inputs, full.get_layer("avg_pool").output)
 
 
 def statistics(features):
