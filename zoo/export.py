@@ -17,7 +17,8 @@ Signatures (images are float32 NHWC in [0, 1]; batch size free):
                                                         numpy.packbits order), bits, scores
     classifier     classify(images in [-1, 1])      -> logits, features
 
-`labels` are int32 class indices. z ~ N(0, I) (uniform on [-sqrt 3, sqrt 3] for a
+Generators and decoders are exported as sampled: their moving average when the
+model keeps one (`ema_decay`), as `generate()` does. `labels` are int32 class indices. z ~ N(0, I) (uniform on [-sqrt 3, sqrt 3] for a
 GAN built with latent_distribution="uniform"); `eps` is AVB's encoder noise, N(0, I).
 
 Works from the TensorFlow and the JAX backend (JAX through jax2tf, via
@@ -65,13 +66,13 @@ def endpoints(model):
 
             def generate(z, labels):
                 y = ops.one_hot(ops.cast(labels, "int32"), c)
-                return {"images": _unit(model.generator([z, y], training=False), rng)}
+                return {"images": _unit(model.averaged("generator")([z, y], training=False), rng)}
 
             eps_out["generate"] = (generate, [_spec((model.latent_dim,)), _spec((), "int32")],
                                    f"z (n, {model.latent_dim}), labels (n,) int32 in [0, {c}) -> images in [0, 1]")
         else:
             def generate(z):
-                return {"images": _unit(model.generator(z, training=False), rng)}
+                return {"images": _unit(model.averaged("generator")(z, training=False), rng)}
 
             eps_out["generate"] = (generate, [_spec((model.latent_dim,))],
                                    f"z (n, {model.latent_dim}) -> images in [0, 1]")
@@ -96,7 +97,7 @@ def endpoints(model):
         rng = model.data_range
 
         def mean(z):
-            out = model.decoder(z, training=False)
+            out = model.averaged("decoder")(z, training=False)
             return ops.sigmoid(out) if getattr(model, "likelihood", "gaussian") == "bernoulli" else out
 
         def generate(z):

@@ -27,6 +27,7 @@ import numpy as np
 from keras.src.saving import serialization_lib
 
 from zoo.core import checks
+from zoo.core import ema as averaging
 from zoo.core import step as backend_step
 from zoo.core.optimizers import PlayerOptimizers
 
@@ -50,6 +51,9 @@ class AdversarialModel(keras.Model):
     #: The compile keyword for a player `p` is `p_optimizer`.
     players = {}
     presets = _BundledPresets()
+    #: attribute names of the networks whose weights may be averaged over
+    #: training (`ema_decay`, see `init_ema` and `zoo.core.ema`): the generator's.
+    averaged_networks = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -81,10 +85,57 @@ class AdversarialModel(keras.Model):
     def get_config(self):
         # The sub-networks are part of every zoo model's config; subclasses add
         # their hyperparameters.
-        return {
+        config = {
             **super().get_config(),
             **{n: keras.saving.serialize_keras_object(getattr(self, n)) for n in self.network_names()},
         }
+        if self.averaged_networks:
+            config.update(ema_decay=self.ema_decay, ema_start=self.ema_start, ema_warmup=self.ema_warmup)
+        return config
+
+    # -- the moving average of the generator's weights --------------------------
+    def init_ema(self, ema_decay=None, ema_start=0, ema_warmup=False):
+        """Keep an exponential moving average of each of `averaged_networks`
+        (Yazici et al. 2019; Karras et al. 2018), in a non-trainable shadow copy
+        `self.<name>_ema`, updated in every train step after the update of the
+        player that trains the network. `ema_decay` None: no average. Subclasses
+        call this at the end of `__init__`; see `zoo.core.ema` for the options
+        and why this is not Keras's optimizer `use_ema`."""
+        self.ema_decay, self.ema_start, self.ema_warmup = averaging.validate(
+            ema_decay, ema_start, ema_warmup
+        )
+        self._ema_pairs = []
+        if self.ema_decay is None:
+            return
+        for name in self.averaged_networks:
+            network = getattr(self, name)
+            shadow = averaging.shadow_copy(network)
+            setattr(self, f"{name}_ema", shadow)
+            owners = [p for p, attrs in self.players.items() if name in attrs]
+            self._ema_pairs.append((owners[0], name, f"{name}_ema"))
+
+    def averaged(self, name):
+        """The network `name` to sample with: its moving average if the model
+        keeps one (`ema_decay`), else the network itself."""
+        for _, raw, shadow in getattr(self, "_ema_pairs", ()):
+            if raw == name:
+                return getattr(self, shadow)
+        return getattr(self, name)
+
+    def reset_ema(self):
+        """Restart the averages from the networks' current weights (e.g. after
+        setting a generator's weights by hand)."""
+        for _, raw, shadow in getattr(self, "_ema_pairs", ()):
+            averaging.copy(getattr(self, shadow), getattr(self, raw))
+
+    def _update_ema(self, player):
+        pairs = [(raw, shadow) for p, raw, shadow in getattr(self, "_ema_pairs", ()) if p == player]
+        if not pairs:
+            return
+        # optimizer.iterations counts the train steps done before this one.
+        decay = averaging.decay_at(self.optimizer.iterations, self.ema_decay, self.ema_start, self.ema_warmup)
+        for raw, shadow in pairs:
+            averaging.update(getattr(self, shadow), getattr(self, raw), decay)
 
     @classmethod
     def from_config(cls, config):
@@ -179,16 +230,20 @@ class AdversarialModel(keras.Model):
     def update(self, player, loss_fn, gate=None):
         """One gradient step of `player` on `loss_fn() -> (loss, aux)`.
 
-        Only `player`'s variables change. Returns `(loss, aux)`. `gate(aux)`,
-        if given, returns a boolean scalar; the step is kept only where true.
+        Only `player`'s variables change (and the moving averages of the
+        networks it trains, if the model keeps them: `init_ema`). Returns
+        `(loss, aux)`. `gate(aux)`, if given, returns a boolean scalar; the step
+        is kept only where true.
         """
         if not self.compiled:
             raise RuntimeError(
                 f"Call {type(self).__name__}.compile() before training."
             )
-        return backend_step.player_update(
+        result = backend_step.player_update(
             self.optimizer[player], self.player_variables(player), loss_fn, gate
         )
+        self._update_ema(player)  # the averages follow the player's new weights
+        return result
 
     def noise(self, draw, shape, **kwargs):
         """`draw(shape, seed=self.seed_generator, **kwargs)`, e.g.

@@ -5,7 +5,7 @@ player updates::
 
     d_loss, aux = self.update("d", lambda: self.discriminator_loss(x, fake))
 
-This module supplies the two things `keras.ops` cannot express the same way on
+This module supplies the things `keras.ops` cannot express the same way on
 every backend:
 
 1. `player_update(optimizer, variables, loss_fn)`: take the gradient of
@@ -18,6 +18,9 @@ every backend:
    state, let every assignment land in the scope, and read the new state out of
    it. TensorFlow and PyTorch mutate variables in place, so there the step is
    returned unchanged.
+3. `input_gradient(fn, x)`: a gradient with respect to a network's input that
+   can itself be differentiated (double backpropagation), for penalties such as
+   R1 inside a player's loss.
 
 Nothing else in the project imports tensorflow, jax or torch for training.
 """
@@ -369,6 +372,99 @@ def input_value_and_grad(fn, x):
             keras.ops.convert_to_tensor(x)
         )
         return value, grad
+    raise NotImplementedError(f"Unsupported backend {BACKEND!r}.")
+
+
+class _ReadThroughScope(keras.StatelessScope):
+    """A stateless scope inside another one (JAX): it reads the variables' values
+    from `parent` (the traced values of the step) and keeps the assignments made
+    inside it (batch-norm statistics, power-iteration vectors, RNG state) to
+    itself, so that none of the inner transformation's tracers leak out."""
+
+    def __init__(self, parent):
+        super().__init__()
+        self.parent = parent
+        self.assigned = {}
+
+    def add_update(self, update):
+        super().add_update(update)
+        self.assigned[id(update[0])] = update[0]
+
+    def get_current_value(self, variable):
+        value = self.state_mapping.get(id(variable))
+        if value is None and self.parent is not None:
+            return self.parent.get_current_value(variable)
+        return value
+
+
+def input_gradient(fn, x, has_aux=False):
+    """`(fn(x), d sum(fn(x)) / dx)` with the gradient itself differentiable:
+    double backpropagation, for penalties on a network's input gradient such as
+    R1 (Mescheder et al. 2018), gamma/2 E||grad_x D(x)||^2.
+
+    Call it inside a player's loss: the player's update then differentiates the
+    penalty through the gradient (TensorFlow: a GradientTape nested in the
+    update's tape; PyTorch: `torch.autograd.grad(create_graph=True)`; JAX:
+    `jax.value_and_grad` inside the update's `jax.value_and_grad`). `fn(x)`
+    returns a tensor (one value per row: the gradient of the sum is then each
+    row's own gradient, if rows do not interact, as they do through batch norm),
+    or with `has_aux=True` a pair `(tensor, aux)`; the result is then
+    `(value, aux, grad)`. Variables that `fn` assigns (batch-norm statistics,
+    spectral norm's power iteration) are updated once, as by a plain call.
+    """
+    def split(out):
+        return out if has_aux else (out, None)
+
+    def result(value, aux, grad):
+        return (value, aux, grad) if has_aux else (value, grad)
+
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:  # recorded by any tape around this call
+            tape.watch(x)
+            value, aux = split(fn(x))
+            total = tf.reduce_sum(tf.cast(value, "float32"))
+        return result(value, aux, tape.gradient(total, x))
+    if BACKEND == "torch":
+        import torch
+
+        def run(x):
+            x = keras.ops.convert_to_tensor(x)
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                value, aux = split(fn(x))
+                (grad,) = torch.autograd.grad(value.float().sum(), x, create_graph=True)
+            return value, aux, grad
+
+        # torch.compile (jit_compile=True) has no double backward: this part
+        # runs eagerly inside the compiled step.
+        return result(*torch.compiler.disable(run)(x))
+    if BACKEND == "jax":
+        import jax
+
+        parent = get_stateless_scope()
+        assigned = []
+
+        def total(x):
+            with _ReadThroughScope(parent) as scope:
+                value, aux = split(fn(x))
+            variables = list(scope.assigned.values())
+            assigned[:] = variables
+            new = [scope.get_current_value(v) for v in variables]
+            return keras.ops.sum(keras.ops.cast(value, "float32")), (value, aux, new)
+
+        (_, (value, aux, new)), grad = jax.value_and_grad(total, has_aux=True)(
+            keras.ops.convert_to_tensor(x)
+        )
+        for v, n in zip(assigned, new):
+            if parent is not None:
+                parent.add_update((v, n))
+            else:
+                v.assign(n)
+        return result(value, aux, grad)
     raise NotImplementedError(f"Unsupported backend {BACKEND!r}.")
 
 

@@ -45,6 +45,101 @@ class Maxout(layers.Layer):
         return {**super().get_config(), "units": self.units, "pieces": self.pieces}
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class SpectralNorm(layers.Wrapper):
+    """Spectral normalisation (Miyato et al., "Spectral Normalization for
+    Generative Adversarial Networks", ICLR 2018) of a Dense or Conv layer: the
+    layer computes with W / sigma(W), sigma the largest singular value of the
+    kernel reshaped to (fan_in, units), estimated by power iteration.
+
+    As in the paper (Algorithm 1) and PyTorch's `spectral_norm`, the vector u
+    (a non-trainable weight, so saved and restored with the model) takes
+    `power_iterations` steps in every training call and keeps them, u and v are
+    held constant in the gradient, and the gradient reaches W through sigma(W):
+    W is reparameterised, not rewritten. An inference call runs the same
+    iteration from the stored u without keeping it, so eval-mode and
+    train-mode outputs agree.
+
+    Why not `keras.layers.SpectralNormalization`: in training calls it assigns
+    W / sigma into the trainable kernel itself (a projection of the weights, with
+    no gradient through sigma on TensorFlow and PyTorch). In the zoo's JAX step,
+    which takes a player's gradient over its own weights' values, such an
+    assignment is kept when another player reads D and dropped in D's own
+    update, so the three backends would train different models.
+    """
+
+    def __init__(self, layer, power_iterations=1, eps=1e-12, **kwargs):
+        super().__init__(layer, **kwargs)
+        if int(power_iterations) != power_iterations or power_iterations < 1:
+            raise ValueError(f"power_iterations must be a positive integer; got {power_iterations!r}.")
+        if not isinstance(layer, (layers.Dense, layers.Conv1D, layers.Conv2D, layers.Conv3D)) or isinstance(
+            layer, (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)
+        ):
+            raise TypeError(f"SpectralNorm wraps Dense and Conv layers; got {type(layer).__name__}.")
+        self.power_iterations = int(power_iterations)
+        self.eps = float(eps)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        units = self.layer.kernel.shape[-1]
+        self.u = self.add_weight(
+            shape=(units,), initializer=keras.initializers.RandomNormal(0.0, 1.0),
+            trainable=False, autocast=False, name="u",
+        )
+        self.built = True
+
+    def _power_iteration(self):
+        """(u, sigma): u after the iterations, sigma = v . W u, gradient through W only."""
+        w = ops.cast(self.layer.kernel.value, "float32")
+        w = ops.reshape(w, (-1, w.shape[-1]))  # (fan_in, units)
+        u = ops.cast(self.u.value, "float32")
+        for _ in range(self.power_iterations):
+            v = _l2_normalize(ops.matmul(w, u), self.eps)  # (fan_in,)
+            u = _l2_normalize(ops.matmul(ops.transpose(w), v), self.eps)  # (units,)
+        u, v = ops.stop_gradient(u), ops.stop_gradient(v)
+        return u, ops.sum(v * ops.matmul(w, u))
+
+    def normalized_kernel(self, training=False):
+        """W / sigma(W) (and, when `training`, the power iteration's u kept)."""
+        u, sigma = self._power_iteration()
+        if training:
+            self.u.assign(u)
+        kernel = self.layer.kernel.value
+        return ops.cast(ops.cast(kernel, "float32") / sigma, kernel.dtype)
+
+    def call(self, inputs, training=False):
+        kernel = self.normalized_kernel(training=bool(training))
+        layer = self.layer
+        if isinstance(layer, layers.Dense):
+            out = ops.matmul(inputs, kernel)
+            if layer.use_bias:
+                out = out + layer.bias
+        else:
+            out = layer.convolution_op(inputs, kernel)
+            if layer.use_bias:
+                if layer.data_format == "channels_last":
+                    shape = (1,) * (layer.rank + 1) + (layer.filters,)
+                else:
+                    shape = (1, layer.filters) + (1,) * layer.rank
+                out = out + ops.reshape(layer.bias, shape)
+        return layer.activation(out) if layer.activation is not None else out
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations, "eps": self.eps}
+
+
+def _l2_normalize(v, eps):
+    return v / ops.maximum(ops.sqrt(ops.sum(ops.square(v))), eps)
+
+
+def _sn(layer, spectral_norm):
+    """`layer`, spectrally normalised if asked."""
+    return SpectralNorm(layer) if spectral_norm else layer
+
+
 def check_image_shape(image_shape):
     image_shape = tuple(int(d) for d in image_shape)
     if len(image_shape) != 3 or min(image_shape) < 1:
@@ -88,16 +183,23 @@ def _concat_label(h, y, embed_dim):
     return layers.Concatenate()([h, e])
 
 
-def _projection_logit(features, y):
+def _projection_logit(features, y, spectral_norm=False):
     """D's logit: linear in features, plus <embed(y), features> if conditional.
 
     The projection discriminator (Miyato & Koyama 2018) conditions D on y with
-    one inner product; it also takes multi-hot labels.
+    one inner product; it also takes multi-hot labels. With `spectral_norm`,
+    both linear maps are normalised (as in Miyato & Koyama's SN-projection D).
     """
-    logit = layers.Dense(1, name="logit")(features)
+    if spectral_norm:
+        logit = SpectralNorm(layers.Dense(1), name="logit")(features)
+    else:
+        logit = layers.Dense(1, name="logit")(features)
     if y is None:
         return logit
-    e = layers.Dense(features.shape[-1], use_bias=False, name="label_projection")(y)
+    if spectral_norm:
+        e = SpectralNorm(layers.Dense(features.shape[-1], use_bias=False), name="label_projection")(y)
+    else:
+        e = layers.Dense(features.shape[-1], use_bias=False, name="label_projection")(y)
     return layers.Add()([logit, layers.Dot(axes=1)([e, features])])
 
 
@@ -161,21 +263,23 @@ def dcgan_generator(
 
 
 def dcgan_discriminator(
-    image_shape, width=64, num_classes=None, dropout=0.0, name="discriminator"
+    image_shape, width=64, num_classes=None, dropout=0.0, spectral_norm=False, name="discriminator"
 ):
     """n stride-2 convs with LeakyReLU(0.2) -> logit. No batch norm: D sees real
-    and fake in one batch, and eval-mode D(x) equals train-mode D(x)."""
+    and fake in one batch, and eval-mode D(x) equals train-mode D(x).
+    `spectral_norm`: every conv and linear layer spectrally normalised
+    (`SpectralNorm`, Miyato et al. 2018)."""
     image_shape = check_image_shape(image_shape)
     _, _, n = upsampling_plan(image_shape)
     x, y, inputs = _inputs(image_shape, num_classes, "x")
     h = x
     for i in range(n):
-        h = layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
+        h = _sn(layers.Conv2D(width * 2**i, 4, strides=2, padding="same"), spectral_norm)(h)
         h = layers.LeakyReLU(0.2)(h)
     h = layers.Flatten()(h)
     if dropout:
         h = seeded_dropout(dropout)(h)
-    return keras.Model(inputs, _projection_logit(h, y), name=name)
+    return keras.Model(inputs, _projection_logit(h, y, spectral_norm), name=name)
 
 
 # ---------------------------------------------------------------------------
@@ -250,27 +354,35 @@ def larsen_decoder(image_shape, latent_dim=128, output="tanh", width=1.0, name="
     return keras.Model(z, h, name=name)
 
 
-def larsen_discriminator(image_shape, width=1.0, name="discriminator"):
+def larsen_discriminator(image_shape, width=1.0, spectral_norm=False, name="discriminator"):
     """x -> [logit, Dis_l(x)]: conv 32 + ReLU, stride-2 5x5 convs (128, 256, 256)
     + BN + ReLU, fc 512 + BN + ReLU, logit. Dis_l is the last conv's output
-    before its batch norm (the authors' 4th conv layer)."""
+    before its batch norm (the authors' 4th conv layer). `spectral_norm`: every
+    conv and linear layer spectrally normalised (`SpectralNorm`); the batch norms
+    stay, as in the authors' net."""
     image_shape = check_image_shape(image_shape)
     _, _, n = upsampling_plan(image_shape)
     x = keras.Input(image_shape, name="x")
-    h = layers.ReLU()(layers.Conv2D(_scaled([32], width)[0], 5, padding="same")(x))
+    h = layers.ReLU()(_sn(layers.Conv2D(_scaled([32], width)[0], 5, padding="same"), spectral_norm)(x))
     widths = _scaled(_larsen_widths(n, (128, 256, 256)), width)
     for i, f in enumerate(widths):
-        h = layers.Conv2D(f, 5, strides=2, padding="same", use_bias=False,
-                          name="dis_l" if i == len(widths) - 1 else None)(h)
+        last = "dis_l" if i == len(widths) - 1 else None
+        if spectral_norm:
+            h = SpectralNorm(layers.Conv2D(f, 5, strides=2, padding="same", use_bias=False), name=last)(h)
+        else:
+            h = layers.Conv2D(f, 5, strides=2, padding="same", use_bias=False, name=last)(h)
         if i == len(widths) - 1:
             features = layers.Flatten(name="dis_l_features")(h)
         h = layers.BatchNormalization()(h)
         h = layers.ReLU()(h)
     h = layers.Flatten()(h)
-    h = layers.Dense(_scaled([512], width)[0], use_bias=False)(h)
+    h = _sn(layers.Dense(_scaled([512], width)[0], use_bias=False), spectral_norm)(h)
     h = layers.BatchNormalization()(h)
     h = layers.ReLU()(h)
-    logit = layers.Dense(1, name="logit")(h)
+    if spectral_norm:
+        logit = SpectralNorm(layers.Dense(1), name="logit")(h)
+    else:
+        logit = layers.Dense(1, name="logit")(h)
     return keras.Model(x, [logit, features], name=name)
 
 
@@ -479,20 +591,26 @@ def np_prod(shape):
 # ---------------------------------------------------------------------------
 # Qiu et al. 2017 (DSH-GAN): the pre-training discriminator and the hashing net
 # ---------------------------------------------------------------------------
-def semi_supervised_discriminator(image_shape, num_classes, width=64, name="discriminator"):
+def semi_supervised_discriminator(image_shape, num_classes, width=64, spectral_norm=False,
+                                  name="discriminator"):
     """x -> [real/synthetic logit, label logits]: the DCGAN conv stack with two
     heads. The label head has one sigmoid unit per class, so the all-zero vector
-    of an unlabelled image is a valid target."""
+    of an unlabelled image is a valid target. `spectral_norm`: the convs and
+    both heads spectrally normalised (`SpectralNorm`)."""
     image_shape = check_image_shape(image_shape)
     _, _, n = upsampling_plan(image_shape)
     x = keras.Input(image_shape, name="x")
     h = x
     for i in range(n):
-        h = layers.Conv2D(width * 2**i, 4, strides=2, padding="same")(h)
+        h = _sn(layers.Conv2D(width * 2**i, 4, strides=2, padding="same"), spectral_norm)(h)
         h = layers.LeakyReLU(0.2)(h)
     h = layers.Flatten()(h)
-    adv = layers.Dense(1, name="adversary")(h)
-    labels = layers.Dense(num_classes, name="label_logits")(h)
+    if spectral_norm:
+        adv = SpectralNorm(layers.Dense(1), name="adversary")(h)
+        labels = SpectralNorm(layers.Dense(num_classes), name="label_logits")(h)
+    else:
+        adv = layers.Dense(1, name="adversary")(h)
+        labels = layers.Dense(num_classes, name="label_logits")(h)
     return keras.Model(x, [adv, labels], name=name)
 
 

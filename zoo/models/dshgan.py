@@ -40,6 +40,13 @@ Labels: integers (batch,) with -1 for an unlabelled image, or label vectors
 (batch, num_classes) with an all-zero row for an unlabelled image.
 
 Players: "g", "d" and "h": `compile(g_optimizer=..., d_optimizer=..., h_optimizer=...)`.
+
+The training toolkit (`zoo.models.gan`'s docstring), off by default, for the
+pre-training GAN: R1 on D's real/synthetic logit (`r1_gamma`), DiffAugment
+before D (`diff_augment`), spectral norm in D
+(`DSHGAN.build_default(spectral_norm=True)`), and a moving average of G's
+weights (`ema_decay`), which `generate` and `make_triplets` sample; training
+(both phases) uses the raw G.
 """
 
 import keras
@@ -47,13 +54,16 @@ import numpy as np
 from keras import ops
 
 from zoo.core import AdversarialModel
-from zoo.models import blocks
+from zoo.core import step as backend_step
+from zoo.models import augment, blocks
 from zoo.models.common import check_real_batch, float32, images_to_model, in_batches
 from zoo.models.gan import (
     LATENT_DISTRIBUTIONS,
     GeneratorSampling,
+    check_r1_gamma,
     discriminator_cost,
     generator_cost,
+    r1_penalty,
 )
 
 PHASES = ("pretrain", "hash")
@@ -122,6 +132,12 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         multi_label: sigmoid classification for multi-label data (NUS-WIDE);
             softmax for single-label data (CIFAR-10).
         phase: "pretrain" or "hash" (see the module docstring).
+        r1_gamma: R1 penalty gamma/2 E||grad_x l(x)||^2 of D's real/synthetic
+            logit on real images, added to D's loss (Mescheder et al. 2018); 0: none.
+        diff_augment: DiffAugment policy (Zhao et al. 2020) for D's inputs in
+            pre-training, e.g. "color,translation,cutout"; None: none.
+        ema_decay, ema_start, ema_warmup: a moving average of G's weights for
+            sampling (`zoo.core.ema`); None: none.
 
     Example:
         >>> model = DSHGAN.build_default((32, 32, 3), num_classes=10, code_length=48)
@@ -132,11 +148,13 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
     """
 
     players = {"g": ("generator",), "d": ("discriminator",), "h": ("hasher",)}
+    averaged_networks = ("generator",)
 
     def __init__(self, generator, discriminator, hasher, margin=None, class_weight=1.0,
                  adversary_weight=1.0, synthetic_triplets=True, multi_label=False,
                  latent_distribution="normal", data_range=(-1.0, 1.0), phase="pretrain",
-                 diversity_weight=0.0, seed=None, **kwargs):
+                 diversity_weight=0.0, seed=None, r1_gamma=0.0, diff_augment=None,
+                 ema_decay=None, ema_start=0, ema_warmup=False, **kwargs):
         super().__init__(**kwargs)
         if latent_distribution not in LATENT_DISTRIBUTIONS:
             raise ValueError(
@@ -176,16 +194,22 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         self.seed_generator = keras.random.SeedGenerator(seed)
         names = ("d_loss", "g_loss", "D_x", "D_G_z", "h_loss", "triplet_loss",
                  "class_loss", "adversary_loss", "H_x", "H_G_z")
+        self.r1_gamma = check_r1_gamma(r1_gamma)
+        self.diff_augment = augment.check_policy(diff_augment)
+        if self.r1_gamma:
+            names = names + ("r1",)
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
     @classmethod
     def build_default(cls, image_shape=(32, 32, 3), num_classes=10, code_length=48,
-                      latent_dim=100, g_width=64, d_width=64, h_width=32, **kwargs):
-        """DCGAN generator and discriminator, VGG-style hashing net, all sized by image shape."""
+                      latent_dim=100, g_width=64, d_width=64, h_width=32, spectral_norm=False, **kwargs):
+        """DCGAN generator and discriminator, VGG-style hashing net, all sized by image shape.
+        `spectral_norm`: D's layers spectrally normalised (Miyato et al. 2018)."""
         return cls(
             blocks.dcgan_generator(image_shape, latent_dim, g_width, num_classes),
-            blocks.semi_supervised_discriminator(image_shape, num_classes, d_width),
+            blocks.semi_supervised_discriminator(image_shape, num_classes, d_width, spectral_norm),
             blocks.hashing_network(image_shape, code_length, num_classes, h_width),
             **kwargs,
         )
@@ -241,8 +265,8 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         )
         return pos, neg, valid
 
-    def _g(self, z, y, training):
-        return self.generator([z, y], training=training)
+    def _g(self, z, y, training, network=None):
+        return (network or self.generator)([z, y], training=training)
 
     def call(self, inputs, training=False):
         """G(z, y)."""
@@ -251,19 +275,49 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
     # -- phase 1: the semi-supervised conditional GAN ------------------------------
     def discriminator_loss(self, x, y, fake, training=True):
         """D: real vs synthetic, and the labels of real images (zeros if unlabelled)."""
+        loss, (d_x, d_g_z, _) = self.discriminator_terms(x, y, fake, training)
+        return loss, (d_x, d_g_z)
+
+    def discriminator_terms(self, x, y, fake, training=True):
+        """(D's loss [+ R1], (D_x, D_G_z, R1)); in training DiffAugment (if any)
+        before D and R1 (if any) on the real/synthetic logit of real images."""
         m = ops.shape(x)[0]
-        adv, label_logits = self.discriminator(ops.concatenate([x, fake], 0), training=training)
+        params = None  # real and fake rows drawn separately (one global draw each under tf.distribute)
+        if training and self.diff_augment:
+            params = augment.concat_params(self.augment_params(m), self.augment_params(ops.shape(fake)[0]))
+
+        def logits_of(x_real):
+            both = ops.concatenate([x_real, fake], 0)
+            if params is not None:
+                both = augment.apply(self.diff_augment, both, params)
+            adv, label_logits = self.discriminator(both, training=training)
+            return adv[:m], (adv, label_logits)
+
+        r1 = ops.zeros(())
+        if self.r1_gamma and training:
+            _, (adv, label_logits), grad = backend_step.input_gradient(logits_of, x, has_aux=True)
+            r1 = r1_penalty(grad, self.r1_gamma)
+        else:
+            _, (adv, label_logits) = logits_of(x)
         real, synthetic = adv[:m], adv[m:]
         label_loss = ops.mean(sigmoid_label_loss(label_logits[:m], y))
-        aux = (ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(synthetic)))
-        return discriminator_cost(real, synthetic) + label_loss, aux
+        aux = (ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(synthetic)), r1)
+        return discriminator_cost(real, synthetic) + label_loss + r1, aux
+
+    def augment_params(self, n):
+        """DiffAugment's random parameters for n images from the model's noise (None if off)."""
+        if not self.diff_augment:
+            return None
+        return augment.sample(self.diff_augment, n, self.data_shape, self.noise)
 
     def generator_pretrain_loss(self, z, y_syn, training=True):
         """G: images that D takes as real and labels as y (non-saturating); with
         `diversity_weight`, rows i and i + m//2 share a label and form the
         mode-seeking pairs (see `paired_labels`)."""
         fake = self._g(z, y_syn, training)
-        adv, label_logits = self.discriminator(fake, training=training)
+        params = self.augment_params(ops.shape(z)[0]) if training else None
+        seen = fake if params is None else augment.apply(self.diff_augment, fake, params)
+        adv, label_logits = self.discriminator(seen, training=training)
         loss = generator_cost(adv, "non_saturating") + ops.mean(sigmoid_label_loss(label_logits, y_syn))
         if self.diversity_weight:
             h = ops.shape(z)[0] // 2
@@ -359,12 +413,13 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         m = ops.shape(x)[0]
         y_syn = self._synthetic_labels(y)
         fake = ops.stop_gradient(self._g(self.sample_latent(m), y_syn, training=True))
-        d_loss, (d_x, d_g_z) = self.update("d", lambda: self.discriminator_loss(x, y, fake))
+        d_loss, (d_x, d_g_z, r1) = self.update("d", lambda: self.discriminator_terms(x, y, fake))
         z = self.sample_latent(m)
         if self.diversity_weight:
             y_syn = self.paired_labels(y_syn)
         g_loss, _ = self.update("g", lambda: self.generator_pretrain_loss(z, y_syn))
-        return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
+        extra = {"r1": r1} if self.r1_gamma else {}
+        return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z, **extra)
 
     def _hash_step(self, x, y, update):
         step = self.update if update else (lambda player, fn: fn())
@@ -500,4 +555,6 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
             "phase": self.phase,
             "diversity_weight": self.diversity_weight,
             "seed": self.seed,
+            "r1_gamma": self.r1_gamma,
+            "diff_augment": self.diff_augment,
         }

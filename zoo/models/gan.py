@@ -13,6 +13,21 @@ minibatch; here a batch of k*m real examples feeds k D-steps of m (every k-th
 example), so one epoch is still one pass over the data.
 
 With `num_classes`, both players are conditional: G(z, y) and D(x, y).
+
+The training toolkit of later GANs, each off by default (old presets load as
+they were):
+
+    hinge (Lim & Ye 2017; Miyato et al. 2018), generator_loss="hinge":
+                     J_D = E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))]
+                     J_G = -E_z[l(G(z))]
+    R1 (Mescheder et al. 2018), r1_gamma=gamma: J_D + gamma/2 E_x||grad_x l(x)||^2
+    DiffAugment (Zhao et al. 2020), diff_augment="color,translation,cutout":
+                     D sees T(x) and T(G(z)), T random and differentiable
+    EMA of G's weights (Yazici et al. 2019; Karras et al. 2018), ema_decay:
+                     generate() samples the average (zoo.core.ema)
+    spectral norm (Miyato et al. 2018) of D's layers: GAN.dcgan(spectral_norm=True)
+    TTUR (Heusel et al. 2017): one optimizer per player, so two learning rates,
+                     compile(d_optimizer=Adam(4e-4, 0.0, 0.9), g_optimizer=Adam(1e-4, 0.0, 0.9))
 """
 
 import keras
@@ -20,13 +35,14 @@ import numpy as np
 from keras import ops
 
 from zoo.core import AdversarialModel
-from zoo.models import blocks
+from zoo.core import step as backend_step
+from zoo.models import augment, blocks
 from zoo.models.common import (
     check_count, check_fits_in_memory, check_real_batch, float32, in_batches, model_to_unit,
     non_finite_message,
 )
 
-GENERATOR_LOSSES = ("minimax", "non_saturating")
+GENERATOR_LOSSES = ("minimax", "non_saturating", "hinge")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 
@@ -43,20 +59,48 @@ def log_one_minus_d(logits):
     return -ops.softplus(float32(logits))
 
 
-def discriminator_cost(real_logits, fake_logits):
-    """J_D = -1/2 E_x[log D(x)] - 1/2 E_z[log(1 - D(G(z)))]."""
+def discriminator_cost(real_logits, fake_logits, kind="non_saturating"):
+    """J_D = -1/2 E_x[log D(x)] - 1/2 E_z[log(1 - D(G(z)))] (minimax and
+    non-saturating games); for kind "hinge", `hinge_discriminator_cost`."""
+    if kind == "hinge":
+        return hinge_discriminator_cost(real_logits, fake_logits)
     return -0.5 * ops.mean(log_d(real_logits)) - 0.5 * ops.mean(
         log_one_minus_d(fake_logits)
     )
 
 
+def hinge_discriminator_cost(real_logits, fake_logits):
+    """D's hinge loss (Lim & Ye 2017; Miyato et al. 2018):
+    E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))]; 2 at l = 0, 0 once real
+    logits are >= 1 and fake ones <= -1."""
+    return ops.mean(ops.relu(1.0 - float32(real_logits))) + ops.mean(ops.relu(1.0 + float32(fake_logits)))
+
+
 def generator_cost(fake_logits, kind="non_saturating"):
-    """J_G, minimax (1/2 E log(1 - D(G(z)))) or non-saturating (-1/2 E log D(G(z)))."""
+    """J_G, minimax (1/2 E log(1 - D(G(z)))), non-saturating (-1/2 E log D(G(z)))
+    or hinge (-E l(G(z)), the logit itself)."""
     if kind == "minimax":
         return 0.5 * ops.mean(log_one_minus_d(fake_logits))
     if kind == "non_saturating":
         return -0.5 * ops.mean(log_d(fake_logits))
+    if kind == "hinge":
+        return -ops.mean(float32(fake_logits))
     raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}; got {kind!r}.")
+
+
+def r1_penalty(grad, gamma):
+    """R1 (Mescheder et al. 2018): gamma/2 E_x ||grad_x l(x)||^2, from the
+    per-example input gradients of D's logit on real data (batch first)."""
+    g = float32(grad)
+    per_example = ops.sum(ops.reshape(ops.square(g), (ops.shape(g)[0], -1)), axis=-1)
+    return 0.5 * gamma * ops.mean(per_example)
+
+
+def check_r1_gamma(r1_gamma):
+    r1_gamma = float(r1_gamma or 0.0)
+    if not r1_gamma >= 0.0:
+        raise ValueError(f"r1_gamma must be >= 0 (0: no penalty); got {r1_gamma!r}.")
+    return r1_gamma
 
 
 def value_function(real_logits, fake_logits):
@@ -80,12 +124,14 @@ class GeneratorSampling:
             return self.noise(keras.random.uniform, shape, minval=-r, maxval=r)
         return self.noise(keras.random.normal, shape)
 
-    def generate(self, n, seed=None, labels=None, output="float", batch_size=256):
+    def generate(self, n, seed=None, labels=None, output="float", batch_size=256, use_ema=True):
         """n samples of G as NumPy: "float" in [0, 1] (images) or "uint8" in [0, 255].
 
         `seed` fixes the noise (NumPy's generator, so a seed gives the same z on
         every backend). `labels`: one int for all, n ints, or (n, num_classes)
         label vectors; required for a conditional model, refused otherwise.
+        `use_ema`: sample the moving average of G's weights when the model keeps
+        one (`ema_decay`); False samples the raw, last-iterate G.
         """
         if output not in ("float", "uint8"):
             raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
@@ -98,10 +144,11 @@ class GeneratorSampling:
         else:
             z = rng.standard_normal((n, self.latent_dim)).astype("float32")
         y = self._check_labels(labels, n)
-        return self.decode_latents(z, y, output=output, batch_size=batch_size)
+        return self.decode_latents(z, y, output=output, batch_size=batch_size, use_ema=use_ema)
 
-    def decode_latents(self, z, labels=None, output="float", batch_size=256):
-        """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8)."""
+    def decode_latents(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+        """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8); G's moving average
+        if the model keeps one and `use_ema`."""
         z = np.asarray(z, "float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
@@ -111,7 +158,8 @@ class GeneratorSampling:
         if labels is not None or self.num_classes is not None:
             labels = self._check_labels(labels, len(z))
         arrays = [z] if labels is None else [z, labels]
-        x = in_batches(lambda zb, yb=None: self._g(zb, yb, training=False), arrays, batch_size)
+        net = self.averaged("generator") if use_ema else self.generator
+        x = in_batches(lambda zb, yb=None: self._g(zb, yb, training=False, network=net), arrays, batch_size)
         if self.data_range is not None:
             x = model_to_unit(x, self.data_range)
         if output == "uint8":
@@ -157,13 +205,30 @@ class GAN(GeneratorSampling, AdversarialModel):
     Args:
         generator: keras Model, z -> x, or [z, y] -> x when conditional.
         discriminator: keras Model, x -> logit, or [x, y] -> logit; shape (batch, 1).
-        generator_loss: "non_saturating" (the one used in practice) or "minimax".
+        generator_loss: the game's losses: "non_saturating" (the one used in
+            practice) or "minimax" (both with D's logistic loss), or "hinge"
+            (Lim & Ye 2017; Miyato et al. 2018: D's hinge loss, J_G = -E l(G(z))).
         d_steps: k, discriminator steps per generator step.
         latent_distribution: "normal" N(0, I) or "uniform" U(-sqrt 3, sqrt 3)
             (unit variance, the paper's code draws uniform noise).
         data_range: (low, high) of real data and of G's output, or None for
             unbounded data (toy problems). (-1, 1) for tanh generators.
         seed: seed of the noise used in training.
+        r1_gamma: gamma of the R1 penalty gamma/2 E_x||grad_x l(x)||^2 on real
+            data added to D's loss (Mescheder et al., "Which Training Methods for
+            GANs do actually Converge?", 2018); 0: none. Logged as "r1".
+        diff_augment: DiffAugment policy (Zhao et al. 2020), a comma-separated
+            subset of "color,translation,cutout" applied to D's real and fake
+            inputs in training (`zoo.models.augment`); None: none.
+        ema_decay: keep an exponential moving average of G's weights with this
+            decay (e.g. 0.999; Yazici et al. 2019, Karras et al. 2018), which
+            `generate()` samples; None: none. `ema_start`: steps before the
+            average starts (a copy until then); `ema_warmup`: the decay ramps as
+            min(ema_decay, (1 + t) / (10 + t)). See `zoo.core.ema`.
+
+    Two learning rates (TTUR, Heusel et al. 2017) need nothing more: each player
+    has its own optimizer, `compile(d_optimizer=keras.optimizers.Adam(4e-4, 0.0,
+    0.9), g_optimizer=keras.optimizers.Adam(1e-4, 0.0, 0.9))`.
 
     Example:
         >>> gan = GAN.dcgan((28, 28, 1))
@@ -174,6 +239,7 @@ class GAN(GeneratorSampling, AdversarialModel):
     """
 
     players = {"d": ("discriminator",), "g": ("generator",)}
+    averaged_networks = ("generator",)
 
     def __init__(
         self,
@@ -184,6 +250,11 @@ class GAN(GeneratorSampling, AdversarialModel):
         latent_distribution="normal",
         data_range=(-1.0, 1.0),
         seed=None,
+        r1_gamma=0.0,
+        diff_augment=None,
+        ema_decay=None,
+        ema_start=0,
+        ema_warmup=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -227,6 +298,15 @@ class GAN(GeneratorSampling, AdversarialModel):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_x_tracker = keras.metrics.Mean(name="D_x")  # mean D(x) on real data
         self.d_g_z_tracker = keras.metrics.Mean(name="D_G_z")  # mean D(G(z))
+        self.r1_gamma = check_r1_gamma(r1_gamma)
+        self.diff_augment = augment.check_policy(diff_augment)
+        if self.diff_augment and len(self.data_shape) != 3:
+            raise ValueError(
+                f"diff_augment transforms images (h, w, c); this GAN's data has shape {self.data_shape}."
+            )
+        if self.r1_gamma:
+            self.r1_tracker = keras.metrics.Mean(name="r1")
+        self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
     # -- architectures ---------------------------------------------------------
@@ -243,17 +323,19 @@ class GAN(GeneratorSampling, AdversarialModel):
         )
 
     @classmethod
-    def dcgan(cls, image_shape=(28, 28, 1), latent_dim=100, width=64, num_classes=None, **kwargs):
-        """DCGAN-style convolutional GAN sized by image shape; pixels in [-1, 1]."""
+    def dcgan(cls, image_shape=(28, 28, 1), latent_dim=100, width=64, num_classes=None,
+              spectral_norm=False, **kwargs):
+        """DCGAN-style convolutional GAN sized by image shape; pixels in [-1, 1].
+        `spectral_norm`: D's layers spectrally normalised (Miyato et al. 2018)."""
         return cls(
             blocks.dcgan_generator(image_shape, latent_dim, width, num_classes),
-            blocks.dcgan_discriminator(image_shape, width, num_classes),
+            blocks.dcgan_discriminator(image_shape, width, num_classes, spectral_norm=spectral_norm),
             **kwargs,
         )
 
     # -- the players -------------------------------------------------------------
-    def _g(self, z, y, training):
-        return self.generator(z if y is None else [z, y], training=training)
+    def _g(self, z, y, training, network=None):
+        return (network or self.generator)(z if y is None else [z, y], training=training)
 
     def _d(self, x, y, training):
         return self.discriminator(x if y is None else [x, y], training=training)
@@ -263,20 +345,58 @@ class GAN(GeneratorSampling, AdversarialModel):
         return self.generator(inputs, training=training)
 
     def discriminator_loss(self, x, fake, y=None, training=True):
-        """J_D on a batch of real `x` and generated `fake` (one D call on both)."""
+        """J_D on a batch of real `x` and generated `fake` (one D call on both),
+        plus the R1 penalty in training if `r1_gamma`."""
+        loss, (d_x, d_g_z, _) = self.discriminator_terms(x, fake, y, training)
+        return loss, (d_x, d_g_z)
+
+    def discriminator_terms(self, x, fake, y=None, training=True):
+        """(J_D [+ R1], (D_x, D_G_z, R1)). In training, DiffAugment (if any)
+        transforms real and fake images before D, and R1 is the gradient norm of
+        D's logit on the (augmented) real images with respect to the real images."""
         m = ops.shape(x)[0]
-        both = ops.concatenate([x, fake], axis=0)
         y_both = None if y is None else ops.concatenate([y, y], axis=0)
-        logits = self._d(both, y_both, training)
+        # Real and fake rows draw separately: under tf.distribute each draw is
+        # one global draw split over the replicas, as the batch is.
+        params = None
+        if training and self.diff_augment:
+            params = augment.concat_params(self.augment_params(m), self.augment_params(ops.shape(fake)[0]))
+
+        def logits_of(x_real):
+            both = self.augmented(ops.concatenate([x_real, fake], axis=0), params)
+            logits = self._d(both, y_both, training)
+            return logits[:m], logits
+
+        r1 = ops.zeros(())
+        if self.r1_gamma and training:
+            _, logits, grad = backend_step.input_gradient(logits_of, x, has_aux=True)
+            r1 = r1_penalty(grad, self.r1_gamma)
+        else:
+            _, logits = logits_of(x)
         real_logits, fake_logits = logits[:m], logits[m:]
         d_x = ops.mean(ops.sigmoid(real_logits))
         d_g_z = ops.mean(ops.sigmoid(fake_logits))
-        return discriminator_cost(real_logits, fake_logits), (d_x, d_g_z)
+        cost = discriminator_cost(real_logits, fake_logits, self.generator_loss)
+        return cost + r1, (d_x, d_g_z, r1)
 
     def generator_loss_fn(self, z, y=None, training=True):
         """J_G of the chosen kind, through D (D's weights are not updated)."""
-        fake_logits = self._d(self._g(z, y, training), y, training)
+        fake = self._g(z, y, training)
+        if training:
+            fake = self.augmented(fake, self.augment_params(ops.shape(z)[0]))
+        fake_logits = self._d(fake, y, training)
         return generator_cost(fake_logits, self.generator_loss), ()
+
+    # -- DiffAugment -----------------------------------------------------------------
+    def augment_params(self, n):
+        """DiffAugment's random parameters for n images from the model's noise (None if off)."""
+        if not self.diff_augment:
+            return None
+        return augment.sample(self.diff_augment, n, self.data_shape, self.noise)
+
+    def augmented(self, images, params):
+        """DiffAugment applied to `images` with `params` (unchanged if None)."""
+        return images if params is None else augment.apply(self.diff_augment, images, params)
 
     # -- Algorithm 1 ---------------------------------------------------------------
     def train_step(self, data):
@@ -287,11 +407,13 @@ class GAN(GeneratorSampling, AdversarialModel):
             x_i, y_i = (x, y) if k == 1 else _every_kth((x, y), i, k)
             z = self.sample_latent(ops.shape(x_i)[0])
             fake = ops.stop_gradient(self._g(z, y_i, training=True))
-            d_loss, (d_x, d_g_z) = self.update(
-                "d", lambda x_i=x_i, fake=fake, y_i=y_i: self.discriminator_loss(x_i, fake, y_i)
+            d_loss, (d_x, d_g_z, r1) = self.update(
+                "d", lambda x_i=x_i, fake=fake, y_i=y_i: self.discriminator_terms(x_i, fake, y_i)
             )
         z = self.sample_latent(ops.shape(x_i)[0])
         g_loss, _ = self.update("g", lambda: self.generator_loss_fn(z, y_i))
+        if self.r1_gamma:
+            self.r1_tracker.update_state(r1)
         return self._track(d_loss, g_loss, d_x, d_g_z)
 
     def test_step(self, data):
@@ -361,6 +483,8 @@ class GAN(GeneratorSampling, AdversarialModel):
             "latent_distribution": self.latent_distribution,
             "data_range": self.data_range,
             "seed": self.seed,
+            "r1_gamma": self.r1_gamma,
+            "diff_augment": self.diff_augment,
         }
 
 

@@ -29,12 +29,14 @@ class LatentImageModel:
     """encode / decode / reconstruct / generate / interpolate for models with a
     Gaussian encoder x -> [mu, log_var] and a decoder z -> x.
 
-    Images in and out are NumPy: uint8 or floats in [0, 1].
+    Images in and out are NumPy: uint8 or floats in [0, 1]. With `use_ema`
+    (the default) decoding uses the moving average of the decoder's weights
+    when the model keeps one (`ema_decay`); `use_ema=False` the raw decoder.
     """
 
-    def _decoder_mean(self, z, training=False):
+    def _decoder_mean(self, z, training=False, network=None):
         """Decoder output in the model's data_range."""
-        out = self.decoder(z, training=training)
+        out = (network or self.decoder)(z, training=training)
         return ops.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def encode(self, images, batch_size=256):
@@ -42,7 +44,7 @@ class LatentImageModel:
         x = images_to_model(images, self.data_shape, self.data_range)
         return in_batches(lambda b: self.encoder(b, training=False), [x], batch_size)
 
-    def decode(self, z, batch_size=256):
+    def decode(self, z, batch_size=256, use_ema=True):
         """Images in [0, 1] for latent codes z (the decoder's mean)."""
         z = np.asarray(z, "float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
@@ -50,24 +52,25 @@ class LatentImageModel:
         bad = non_finite_message(z)
         if bad:
             raise ValueError(f"z holds {bad}.")
-        x = in_batches(lambda b: self._decoder_mean(b), [z], batch_size)
+        net = self.averaged("decoder") if use_ema else self.decoder
+        x = in_batches(lambda b: self._decoder_mean(b, network=net), [z], batch_size)
         return model_to_unit(x, self.data_range)
 
-    def reconstruct(self, images, batch_size=256):
+    def reconstruct(self, images, batch_size=256, use_ema=True):
         """Dec(mu(x)): reconstructions in [0, 1] from the posterior mean."""
         mu, _ = self.encode(images, batch_size)
-        return self.decode(mu, batch_size)
+        return self.decode(mu, batch_size, use_ema=use_ema)
 
-    def generate(self, n, seed=None, output="float", batch_size=256):
+    def generate(self, n, seed=None, output="float", batch_size=256, use_ema=True):
         """n samples Dec(z), z ~ N(0, I) drawn with NumPy (the same z on every backend)."""
         if output not in ("float", "uint8"):
             raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
         n = check_count(n)
         check_fits_in_memory(n, self.data_shape, f"{type(self).__name__}.generate")
-        x = self.decode(seeded_normal(n, self.latent_dim, seed), batch_size)
+        x = self.decode(seeded_normal(n, self.latent_dim, seed), batch_size, use_ema=use_ema)
         return np.round(x * 255).astype("uint8") if output == "uint8" else x
 
-    def interpolate(self, a, b, steps=8, spherical=False):
+    def interpolate(self, a, b, steps=8, spherical=False, use_ema=True):
         """Decoded points on the line (or great circle) between two latent codes.
 
         `a` and `b`: images (encoded to their posterior means) or latent vectors.
@@ -76,7 +79,7 @@ class LatentImageModel:
         za, zb = (self._as_latent(v) for v in (a, b))
         t = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
         z = slerp(za[None], zb[None], t) if spherical else (1 - t) * za + t * zb
-        return self.decode(z.astype("float32"))
+        return self.decode(z.astype("float32"), use_ema=use_ema)
 
     def _as_latent(self, v):
         v = np.asarray(v)
@@ -88,12 +91,18 @@ class LatentImageModel:
 @keras.saving.register_keras_serializable(package="zoo")
 class VAE(LatentImageModel, AdversarialModel):
     """Gaussian-encoder VAE. Logs "loss" (the negative ELBO in nats per image),
-    "reconstruction" (E_q[-log p(x|z)]) and "kl"."""
+    "reconstruction" (E_q[-log p(x|z)]) and "kl".
+
+    `ema_decay` (with `ema_start`, `ema_warmup`): keep a moving average of the
+    decoder's weights, which `decode`, `generate`, `reconstruct` and
+    `interpolate` use by default (`zoo.core.ema`; None: none)."""
 
     players = {"vae": ("encoder", "decoder")}
+    averaged_networks = ("decoder",)
 
     def __init__(self, encoder, decoder, likelihood="gaussian", pixel_sigma=0.1,
-                 data_range=(-1.0, 1.0), seed=None, **kwargs):
+                 data_range=(-1.0, 1.0), seed=None, ema_decay=None, ema_start=0, ema_warmup=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}.")
@@ -111,6 +120,7 @@ class VAE(LatentImageModel, AdversarialModel):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.rec_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
     @classmethod

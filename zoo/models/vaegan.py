@@ -18,18 +18,25 @@ Who learns from what (the heart of the paper):
 Each player's gradient is taken from the same state: the encoder step reads the
 current Dec and Dis; the decoder step reads the current Dis and the encoder's z;
 the discriminator step reads the decoder's images from before its update.
+
+The training toolkit (`zoo.models.gan`'s docstring), off by default: hinge losses
+(`generator_loss="hinge"`), R1 on Dis's logit of real images (`r1_gamma`),
+DiffAugment before Dis (`diff_augment`), a moving average of the decoder's
+weights for sampling (`ema_decay`), spectral norm in Dis
+(`VAEGAN.larsen(spectral_norm=True)`).
 """
 
 import keras
 from keras import ops
 
 from zoo.core import AdversarialModel
-from zoo.models import blocks
+from zoo.core import step as backend_step
+from zoo.models import augment, blocks
 from zoo.models.common import check_real_batch, float32, gaussian_kl, reparameterize
-from zoo.models.gan import log_d, log_one_minus_d
+from zoo.models.gan import check_r1_gamma, log_d, log_one_minus_d, r1_penalty
 from zoo.models.vae import LatentImageModel
 
-GENERATOR_LOSSES = ("minimax", "non_saturating")
+GENERATOR_LOSSES = ("minimax", "non_saturating", "hinge")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -45,18 +52,34 @@ class VAEGAN(LatentImageModel, AdversarialModel):
             Dec(z) with z ~ q(z|x) and Dec(z_p) with z_p ~ p(z) (both, as the paper).
         generator_loss: "minimax" is the paper's -L_GAN for the decoder;
             "non_saturating" replaces log(1 - Dis(.)) by -log Dis(.) in it (same
-            fixed point, stronger gradients early on: the default).
+            fixed point, stronger gradients early on: the default). "hinge"
+            (Lim & Ye 2017; Miyato et al. 2018): Dis minimises
+            E max(0, 1 - l(x)) + sum over fakes E max(0, 1 + l(fake)), which
+            the logs report as -L_GAN, and Dec's adversarial term is -sum E l(fake).
         equilibrium: None, or (centre, margin) of the authors' code, e.g.
             (0.68, 0.35): Dis is not updated while its cost is below
             centre - margin, Dec not while Dis's cost is above centre + margin.
+            Its thresholds are cross-entropies: not with "hinge".
+        r1_gamma: R1 penalty gamma/2 E||grad_x l(x)||^2 on real images added to
+            Dis's loss (Mescheder et al. 2018). Dis's batch norm mixes the rows,
+            so the gradient of the summed logits is each image's own only
+            approximately. 0: none.
+        diff_augment: DiffAugment policy (Zhao et al. 2020) for Dis's inputs in
+            training, e.g. "color,translation,cutout": x and its reconstruction
+            Dec(z) get the same transform (so L_llike compares like with like),
+            Dec(z_p) its own. None: none.
+        ema_decay, ema_start, ema_warmup: a moving average of the decoder's
+            weights, used by decode / generate / reconstruct (`zoo.core.ema`).
     """
 
     players = {"enc": ("encoder",), "dec": ("decoder",), "dis": ("discriminator",)}
+    averaged_networks = ("decoder",)
 
     def __init__(self, encoder, decoder, discriminator, gamma=1e-3,
                  reconstruction_fake=True, prior_fake=True,
                  generator_loss="non_saturating", equilibrium=None,
-                 data_range=(-1.0, 1.0), seed=None, **kwargs):
+                 data_range=(-1.0, 1.0), seed=None, r1_gamma=0.0, diff_augment=None,
+                 ema_decay=None, ema_start=0, ema_warmup=False, **kwargs):
         super().__init__(**kwargs)
         if generator_loss not in GENERATOR_LOSSES:
             raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}; got {generator_loss!r}.")
@@ -68,6 +91,11 @@ class VAEGAN(LatentImageModel, AdversarialModel):
             equilibrium = tuple(float(v) for v in equilibrium)
             if len(equilibrium) != 2 or equilibrium[1] < 0:
                 raise ValueError(f"equilibrium must be (centre, margin >= 0); got {equilibrium}.")
+            if generator_loss == "hinge":
+                raise ValueError(
+                    "equilibrium's thresholds are cross-entropies of the logistic loss; "
+                    'they do not apply to generator_loss="hinge".'
+                )
         if len(discriminator.outputs) != 2:
             raise ValueError("The discriminator must output [logit, Dis_l features].")
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
@@ -82,20 +110,29 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         self.data_shape = tuple(encoder.inputs[0].shape[1:])
         self.seed_generator = keras.random.SeedGenerator(seed)
         names = ["enc_loss", "dec_loss", "dis_loss", "prior", "llike", "gan", "D_x", "D_G_z"]
+        self.r1_gamma = check_r1_gamma(r1_gamma)
+        self.diff_augment = augment.check_policy(diff_augment)
+        if self.r1_gamma:
+            names.append("r1")
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
     @classmethod
-    def larsen(cls, image_shape=(28, 28, 1), latent_dim=128, width=1.0, **kwargs):
+    def larsen(cls, image_shape=(28, 28, 1), latent_dim=128, width=1.0, spectral_norm=False, **kwargs):
         """The authors' nets (64x64 CelebA) scaled by image shape; `width`
-        multiplies every layer's width (1.0 = the authors')."""
+        multiplies every layer's width (1.0 = the authors'). `spectral_norm`:
+        Dis's layers spectrally normalised (Miyato et al. 2018)."""
         return cls(blocks.gaussian_encoder(image_shape, latent_dim, width),
                    blocks.larsen_decoder(image_shape, latent_dim, width=width),
-                   blocks.larsen_discriminator(image_shape, width), **kwargs)
+                   blocks.larsen_discriminator(image_shape, width, spectral_norm=spectral_norm), **kwargs)
 
     # -- the terms of the paper ------------------------------------------------------
-    def dis(self, images, training=True):
-        """(logits, Dis_l features) of a list of image batches, in one call."""
+    def dis(self, images, training=True, augment_params=None):
+        """(logits, Dis_l features) of a list of image batches, in one call;
+        `augment_params`: one DiffAugment draw per batch (or None)."""
+        if augment_params is not None:
+            images = [augment.apply(self.diff_augment, b, p) for b, p in zip(images, augment_params)]
         sizes = [ops.shape(b)[0] for b in images]
         logits, feats = self.discriminator(ops.concatenate(images, axis=0), training=training)
         out, start = [], 0
@@ -113,7 +150,11 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         return ops.mean(0.5 * ops.sum(ops.square(feats_x - feats_rec), axis=-1))
 
     def l_gan(self, real_logits, fake_logits):
-        """L_GAN = E log Dis(x) + sum over fakes of E log(1 - Dis(fake))."""
+        """L_GAN = E log Dis(x) + sum over fakes of E log(1 - Dis(fake)); with the
+        hinge loss, -(E max(0, 1 - l(x)) + sum over fakes E max(0, 1 + l(fake)))."""
+        if self.generator_loss == "hinge":
+            real = ops.mean(ops.relu(1.0 - float32(real_logits)))
+            return -(real + sum(ops.mean(ops.relu(1.0 + float32(f))) for f in fake_logits))
         return ops.mean(log_d(real_logits)) + sum(ops.mean(log_one_minus_d(f)) for f in fake_logits)
 
     def fake_logits(self, l_rec, l_p):
@@ -128,33 +169,58 @@ class VAEGAN(LatentImageModel, AdversarialModel):
     # -- each player's loss ----------------------------------------------------------
     # Dis always sees [x, Dec(z), Dec(z_p)] in one batch, so its batch-norm
     # statistics, and so Dis_l, are the same in all three losses.
-    def encoder_loss(self, x, eps, z_p, training=True):
+    def encoder_loss(self, x, eps, z_p, training=True, augment_params=None):
         """L_prior + L_llike: the only terms whose gradient reaches Enc."""
         mu, log_var = self.encoder(x, training=training)
         z = reparameterize(mu, log_var, eps)
         x_rec, x_p = self.decoder(z, training=training), self.decoder(z_p, training=training)
-        (_, f_x), (_, f_rec), _ = self.dis([x, x_rec, x_p], training=training)
+        (_, f_x), (_, f_rec), _ = self.dis([x, x_rec, x_p], training, augment_params)
         prior, llike = self.l_prior(mu, log_var), self.l_llike(f_x, f_rec)
         return prior + llike, (ops.stop_gradient(z), prior, llike)
 
-    def decoder_loss(self, x, z, z_p, training=True):
-        """gamma * L_llike - L_GAN (minimax), or gamma * L_llike - sum E log Dis(fake)."""
+    def decoder_loss(self, x, z, z_p, training=True, augment_params=None):
+        """gamma * L_llike - L_GAN (minimax), or gamma * L_llike - sum E log Dis(fake)
+        (non-saturating), or gamma * L_llike - sum E l(fake) (hinge)."""
         x_rec, x_p = self.decoder(z, training=training), self.decoder(z_p, training=training)
-        (l_x, f_x), (l_rec, f_rec), (l_p, _) = self.dis([x, x_rec, x_p], training=training)
+        (l_x, f_x), (l_rec, f_rec), (l_p, _) = self.dis([x, x_rec, x_p], training, augment_params)
         fakes = self.fake_logits(l_rec, l_p)
         llike, gan = self.l_llike(f_x, f_rec), self.l_gan(l_x, fakes)
         if self.generator_loss == "minimax":
             adversarial = -gan
+        elif self.generator_loss == "hinge":
+            adversarial = -sum(ops.mean(float32(f)) for f in fakes)
         else:
             adversarial = -sum(ops.mean(log_d(f)) for f in fakes)
         aux = (ops.stop_gradient(x_rec), ops.stop_gradient(x_p), gan)
         return self.gamma * llike + adversarial, aux
 
-    def discriminator_loss(self, x, x_rec, x_p, training=True):
-        """-L_GAN: Dis maximises L_GAN and nothing else."""
-        (l_x, _), (l_rec, _), (l_p, _) = self.dis([x, x_rec, x_p], training=training)
+    def discriminator_loss(self, x, x_rec, x_p, training=True, augment_params=None):
+        """-L_GAN: Dis maximises L_GAN and nothing else (plus R1 in training)."""
+        loss, (gan, d_x, d_g_z, _) = self.discriminator_terms(x, x_rec, x_p, training, augment_params)
+        return loss, (gan, d_x, d_g_z)
+
+    def discriminator_terms(self, x, x_rec, x_p, training=True, augment_params=None):
+        """(-L_GAN [+ R1], (L_GAN, D_x, D_G_z, R1))."""
+        def logits_of(x_real):
+            (l_x, _), (l_rec, _), (l_p, _) = self.dis([x_real, x_rec, x_p], training, augment_params)
+            return l_x, (l_x, l_rec, l_p)
+
+        r1 = ops.zeros(())
+        if self.r1_gamma and training:
+            _, (l_x, l_rec, l_p), grad = backend_step.input_gradient(logits_of, x, has_aux=True)
+            r1 = r1_penalty(grad, self.r1_gamma)
+        else:
+            _, (l_x, l_rec, l_p) = logits_of(x)
         gan = self.l_gan(l_x, self.fake_logits(l_rec, l_p))
-        return -gan, (gan, ops.mean(ops.sigmoid(l_x)), ops.mean(ops.sigmoid(l_p)))
+        return -gan + r1, (gan, ops.mean(ops.sigmoid(l_x)), ops.mean(ops.sigmoid(l_p)), r1)
+
+    def augment_params(self, n):
+        """DiffAugment draws for one step: [x, Dec(z)] share one, Dec(z_p) has its own (None if off)."""
+        if not self.diff_augment:
+            return None
+        pair = augment.sample(self.diff_augment, n, self.data_shape, self.noise)
+        prior = augment.sample(self.diff_augment, n, self.data_shape, self.noise)
+        return [pair, pair, prior]
 
     # -- one training step -----------------------------------------------------------
     def train_step(self, data):
@@ -162,18 +228,22 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         n = ops.shape(x)[0]
         eps = self.noise(keras.random.normal, (n, self.latent_dim))
         z_p = self.noise(keras.random.normal, (n, self.latent_dim))
-        enc_loss, (z, prior, llike) = self.update("enc", lambda: self.encoder_loss(x, eps, z_p))
+        aug = self.augment_params(n)
+        enc_loss, (z, prior, llike) = self.update("enc", lambda: self.encoder_loss(x, eps, z_p, True, aug))
         dec_gate = dis_gate = None
         if self.equilibrium is not None:
             centre, margin = self.equilibrium
             dec_gate = lambda aux: self.dis_cost(aux[2]) <= centre + margin  # noqa: E731
             dis_gate = lambda aux: self.dis_cost(aux[0]) >= centre - margin  # noqa: E731
-        dec_loss, (x_rec, x_p, _) = self.update("dec", lambda: self.decoder_loss(x, z, z_p), gate=dec_gate)
-        dis_loss, (gan, d_x, d_g_z) = self.update(
-            "dis", lambda: self.discriminator_loss(x, x_rec, x_p), gate=dis_gate
+        dec_loss, (x_rec, x_p, _) = self.update(
+            "dec", lambda: self.decoder_loss(x, z, z_p, True, aug), gate=dec_gate
         )
+        dis_loss, (gan, d_x, d_g_z, r1) = self.update(
+            "dis", lambda: self.discriminator_terms(x, x_rec, x_p, True, aug), gate=dis_gate
+        )
+        extra = {"r1": r1} if self.r1_gamma else {}
         return self._track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
-                           llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z)
+                           llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z, **extra)
 
     def test_step(self, data):
         x = self._unpack(data)
@@ -212,5 +282,6 @@ class VAEGAN(LatentImageModel, AdversarialModel):
             "gamma": self.gamma, "reconstruction_fake": self.reconstruction_fake,
             "prior_fake": self.prior_fake, "generator_loss": self.generator_loss,
             "equilibrium": self.equilibrium, "data_range": self.data_range, "seed": self.seed,
+            "r1_gamma": self.r1_gamma, "diff_augment": self.diff_augment,
         }
 
