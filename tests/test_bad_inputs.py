@@ -339,6 +339,18 @@ def test_demo_scales_16_bit_grayscale_by_its_depth():
     np.testing.assert_allclose(x[..., 1].astype(int), expected.astype(int), atol=1)
 
 
+def test_demo_upload_of_truncated_empty_and_huge_images(tmp_path):
+    demo_app = pytest.importorskip("demos.app")
+    good = _png_bytes(np.zeros((64, 64), np.uint8))
+    for name, data in [("truncated.png", good[: len(good) // 2]), ("empty.png", b"")]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(demo_app.gr.Error):
+            demo_app.open_image(tmp_path / name).load()
+    big = Image.new("L", (4000, 4000), 255)  # 16 megapixels: under the app's limit, resized
+    x, notes = demo_app.to_shape(big, (28, 28, 1), invert="auto")
+    assert x.shape == (28, 28, 1) and x.max() == 0 and any("resized 4000x4000" in n for n in notes)
+
+
 def test_demo_sketch_endpoint_checks_its_input_like_the_upload():
     demo_app = pytest.importorskip("demos.app")
     handlers = types.SimpleNamespace(reconstruct=lambda image, *a, **k: image)

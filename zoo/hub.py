@@ -187,5 +187,24 @@ def bundled_of_class(cls):
     return out
 
 
-__all__ = ["model_card", "write_model_card", "card_metadata", "read_card_metadata", "upload_preset",
+__all__ = ["model_card", "write_model_card", "write_sample_grid", "card_metadata", "read_card_metadata", "upload_preset",
            "bundled_of_class"]
+
+
+def write_sample_grid(folder, n=64, seed=0):
+    """samples.png in a preset folder: n samples for a fixed seed (class i % C for a
+    conditional model); None for a model that does not generate (a classifier)."""
+    import numpy as np
+
+    from zoo.callbacks import model_samples
+    from zoo.visualize import save_image_grid
+
+    folder = Path(folder)
+    model = presets.load(folder)
+    if not hasattr(model, "generate"):
+        return None
+    images = model_samples(model, n=n, seed=seed)
+    if np.asarray(images).ndim != 4:
+        return None
+    classes = getattr(model, "num_classes", None)
+    return save_image_grid(images, folder / SAMPLES_FILE, cols=classes if classes and n % classes == 0 else 8)
