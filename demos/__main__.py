@@ -1,9 +1,10 @@
 """Launch the zoo's Gradio app: `python -m demos [--host 127.0.0.1] [--port 7860] [--share]`.
 
 Options:
-  --database PATH|NAME   retrieval database: "digits" (default, scikit-learn's load_digits,
-                         offline), a keras-style .npz, an image folder or zip (<split>/<class>/*.png),
-                         or a tfds name (downloads)
+  --database PATH|NAME   retrieval database: "auto" (default: each hashing preset searches the
+                         shipped test sample of its own data set, CIFAR-10 or MNIST, offline),
+                         "cifar10", "mnist", "digits" (scikit-learn's load_digits), a keras-style
+                         .npz, an image folder or zip (<split>/<class>/*.png), or a tfds name
   --database-split S     split of that database (default test)
   --database-limit N     keep N images of it, drawn with seed 0 (default 10000; 0 keeps all)
   --presets DIR          extra preset folders (a preset, or a folder of presets); repeatable
@@ -22,7 +23,7 @@ def main(argv=None):
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 serves the network)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
-    p.add_argument("--database", default="digits")
+    p.add_argument("--database", default=os.environ.get("ZOO_DEMO_DATABASE", "auto"))
     p.add_argument("--database-split", default="test")
     p.add_argument("--database-limit", type=int, default=10_000)
     p.add_argument("--presets", action="append", default=[], metavar="DIR")

@@ -6,28 +6,37 @@
 One `gr.Blocks` app with four tabs:
 
 - Generate: any generator preset (GAN family, VAE, VAE-GAN, AVB, DSH-GAN's G),
-  a seed, a number of images, a class for conditional models; and a latent
-  interpolation between two seeds, as a grid (row r goes from seed A's r-th
-  latent to seed B's r-th).
+  a seed (or a random one), a number of images, a class for conditional models;
+  beside the samples, the first few each with its nearest training images (L2
+  in pixel space, among a shipped sample of the model's training split); and a
+  latent interpolation between two seeds, as a grid (row r goes from seed A's
+  r-th latent to seed B's r-th).
 - Reconstruct: a sketch or an upload, reconstructed by every VAE / VAE-GAN /
   AVB preset, each after converting the image to that preset's shape
   (grayscale/RGB, alpha, inversion, crop and resize, all listed in the output).
 - Retrieve: a DSH-GAN preset hashes a query (an example from the database or an
-  upload); the top-k database images with their Hamming distances and labels,
-  and the precision of the list when the query's label is known.
+  upload); the top-k database images with their labels, Hamming distances and
+  code bits, and the precision of the list when the query's label is known.
 - Model cards: each preset's metadata (data, split, recipe command, figures).
+
+Every measured figure shown says how it was measured (the preset metadata's
+`how`); each tab has a copyable gradio_client snippet of its endpoints.
 
 Presets are discovered when the app is built: a kind with none bundled gets a
 tab that says what is missing and how to train it. Models load on first use and
 run on whatever Keras backend is set (KERAS_BACKEND).
 
-The retrieval database must exist offline: by default it is scikit-learn's
-`load_digits` (1,797 labelled 8x8 handwritten digits, shipped inside the
-scikit-learn wheel, so no download), padded by 2 pixels and resized to the
-preset's shape. `--database` takes anything `zoo.data.load_arrays` reads (a
-keras-style .npz, an image folder or a zip of one) or a tfds name. The database
-is hashed once per (preset weights, database) pair and the index cached under
-`$ZOO_CACHE/demo` (default ~/.cache/keras-gan-zoo/demo).
+The retrieval database must exist offline. By default ("auto") a hashing
+preset searches images of its own data set: the seeded test-split sample of
+CIFAR-10 or MNIST shipped in demos/data (demos/build_samples.py builds them
+from the full data sets and records seed and source sha256); a preset of
+another data set gets scikit-learn's `load_digits` (1,797 labelled 8x8
+digits, in the scikit-learn wheel), padded by 2 pixels and resized.
+`--database` takes "cifar10", "mnist", "digits", anything
+`zoo.data.load_arrays` reads (a keras-style .npz, an image folder or a zip of
+one) or a tfds name. The database is hashed once per (preset weights,
+database) pair and the index cached under `$ZOO_CACHE/demo` (default
+~/.cache/keras-gan-zoo/demo).
 """
 
 import functools
@@ -36,6 +45,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import tempfile
 import threading
 import time
@@ -325,6 +335,11 @@ def png_file(x):
     return str(path)
 
 
+def code_bits(packed, bits):
+    """A packed uint8 code as its string of 0s and 1s (first bit first, as np.unpackbits)."""
+    return "".join("1" if b else "0" for b in np.unpackbits(np.asarray(packed, np.uint8))[:bits])
+
+
 def upscale(x, cell=CELL):
     """An (H, W, C) uint8 image enlarged by an integer factor (nearest) to about `cell` pixels."""
     x = to_uint8(x)
@@ -354,6 +369,50 @@ def image_grid(images, cols, cell=CELL, pad=2):
         y0, x0 = pad + r * (h * f + pad), pad + k * (w * f + pad)
         out[y0:y0 + h * f, x0:x0 + w * f] = tile
     return out[..., 0] if c == 1 else out
+
+
+NEAREST_CELL = 96  # cell of the nearest-training-images picture: room for its captions
+CAPTION = 28  # pixels under each of its tiles: two lines of text
+
+
+@functools.lru_cache(maxsize=1)
+def _font():
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=11)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def labelled_grid_layout(n, cols, h, w, cell=NEAREST_CELL, pad=4):
+    """(factor, tile width, column width, row height, (height, width)) of `labelled_grid`."""
+    f = max(1, cell // max(h, w))
+    col = max(w * f, cell - 12) + pad
+    row = h * f + CAPTION + pad
+    rows = -(-n // cols)
+    return f, w * f, col, row, (rows * row + pad, cols * col + pad)
+
+
+def labelled_grid(images, captions, cols, cell=NEAREST_CELL, pad=4):
+    """(n, H, W, C) uint8 images, each upscaled (nearest) with two lines of caption under it,
+    on white: one RGB picture."""
+    from PIL import ImageDraw
+
+    images = to_uint8(images)
+    n, h, w, c = images.shape
+    f, tw, col, row, (gh, gw) = labelled_grid_layout(n, cols, h, w, cell, pad)
+    canvas = Image.new("RGB", (gw, gh), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        tile = np.repeat(np.repeat(images[i], f, axis=0), f, axis=1)
+        tile = np.repeat(tile, 3, axis=-1) if c == 1 else tile
+        x0, y0 = pad + k * col, pad + r * row
+        canvas.paste(Image.fromarray(tile), (x0, y0))
+        for line, text in enumerate(captions[i]):
+            draw.text((x0, y0 + h * f + 1 + 13 * line), str(text), fill=(0, 0, 0), font=_font())
+    return np.asarray(canvas)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,10 +492,44 @@ def cache_root():
     return cache_dir() / "demo"
 
 
+SAMPLES_DIR = Path(__file__).resolve().parent / "data"
+SHIPPED = {"cifar10": ("cifar10_sample.npz", "CIFAR-10"), "mnist": ("mnist_sample.npz", "MNIST")}
+AUTO = "auto"
+
+
+@functools.lru_cache(maxsize=None)
+def load_sample(dataset, split):
+    """(x uint8 NHWC, y int64, class names, description, where) of a sample shipped in demos/data:
+    a seeded, class-balanced draw from `dataset`'s `split` (demos/build_samples.py made it).
+    `where[i]`: the source of image i (the zip member, or the position in the source's split)."""
+    filename, title = SHIPPED[dataset]
+    path = SAMPLES_DIR / filename
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            x, y = d[f"x_{split}"], d[f"y_{split}"].astype(np.int64)
+            names = [str(c) for c in d["class_names"]]
+            where = d[f"{split}_source"]
+            seed, source, sha = int(d["seed"]), str(d["source"]), str(d["source_sha256"])
+    except (OSError, KeyError, ValueError) as e:
+        raise UserError(f"The demo's {title} sample {path} is missing or unreadable ({e}); rebuild it with "
+                        "`python -m demos.build_samples`.") from None
+    if np.issubdtype(where.dtype, np.integer):
+        where = [f"x_{split}[{int(i)}]" for i in where]
+    else:
+        where = [str(w) for w in where]
+    per_class = len(x) // max(1, len(np.unique(y)))
+    desc = (f"a seeded sample of {title}'s {split} split shipped with the demo ({len(x):,} images, {per_class:,} "
+            f"a class, seed {seed}, from {source} sha256 {sha[:12]}...; demos/data/{filename})")
+    return x, y, names, desc, where
+
+
 def load_database_arrays(spec, split="test", limit=None):
-    """(x uint8 NHWC, y int64, class names, description) of a database spec:
-    "digits" (scikit-learn's load_digits, offline), or anything zoo.data.load_arrays reads."""
-    if spec in (None, "", "digits"):
+    """(x uint8 NHWC, y int64, class names, description) of a database spec: "cifar10" or
+    "mnist" (the samples shipped in demos/data, offline), "digits" (scikit-learn's
+    load_digits, offline), or anything zoo.data.load_arrays reads."""
+    if spec in SHIPPED:
+        x, y, names, desc, _ = load_sample(spec, split if split in ("train", "test") else "test")
+    elif spec in (None, "", "digits"):
         from sklearn.datasets import load_digits
 
         d = load_digits()
@@ -458,6 +551,14 @@ def load_database_arrays(spec, split="test", limit=None):
     return x, y, list(names), desc
 
 
+def database_for(info, spec=AUTO):
+    """The database a hashing preset searches: with `spec` "auto", the shipped test sample of
+    its own data set (its metadata's `dataset`: cifar10 or mnist), else load_digits."""
+    if spec not in (None, "", AUTO):
+        return spec
+    return info.dataset if info.dataset in SHIPPED else "digits"
+
+
 @dataclass
 class Database:
     x: np.ndarray  # uint8, converted to the preset's shape
@@ -465,6 +566,7 @@ class Database:
     names: list
     index: object  # zoo.retrieval.HammingIndex
     description: str
+    codes: np.ndarray  # packed uint8 (n, ceil(bits / 8)): the index's codes, for showing a result's bits
     cache_path: Path
     from_cache: bool
     seconds: float
@@ -473,15 +575,24 @@ class Database:
 class Retrieval:
     """One hashed database per DSH-GAN preset, built on first use and cached on disk."""
 
-    def __init__(self, store, spec="digits", split="test", limit=10_000):
-        self.store, self.spec, self.split, self.limit = store, spec, split, limit
+    def __init__(self, store, spec=AUTO, split="test", limit=10_000):
+        self.store, self.spec, self.split, self.limit = store, spec or AUTO, split, limit
         self._dbs, self._lock = {}, threading.Lock()
-        self._raw = None
+        self._raws = {}
 
-    def raw(self):
-        if self._raw is None:
-            self._raw = load_database_arrays(self.spec, self.split, self.limit)
-        return self._raw
+    def spec_for(self, name):
+        return database_for(self.store.info(name), self.spec)
+
+    def raw(self, name):
+        """(x, y, class names, description) of the database of preset `name`, before conversion."""
+        spec = self.spec_for(name)
+        if spec not in self._raws:
+            self._raws[spec] = load_database_arrays(spec, self.split, self.limit)
+        return self._raws[spec]
+
+    def class_names(self, name):
+        with self._lock:
+            return self.raw(name)[2]
 
     def get(self, name, progress=None):
         with self._lock:
@@ -496,7 +607,7 @@ class Retrieval:
 
         start = time.monotonic()
         model = self.store.get(name)
-        x_raw, y, names, desc = self.raw()
+        x_raw, y, names, desc = self.raw(name)
         shape = tuple(model.data_shape)
         fp = hashlib.sha256()
         fp.update(repr((x_raw.shape, shape)).encode())
@@ -509,7 +620,8 @@ class Retrieval:
             try:
                 index = HammingIndex.load(path)
                 if len(index) == len(x) and index.bits == model.code_length:
-                    return Database(x, y, names, index, desc, path, True, time.monotonic() - start)
+                    return Database(x, y, names, index, desc, index.codes.copy(), path, True,
+                                    time.monotonic() - start)
             except (OSError, ValueError) as e:
                 log.warning("rebuilding the index: %s", e)
         index = HammingIndex(model.code_length)
@@ -521,7 +633,7 @@ class Retrieval:
                 index.add(padded(model.hash, x[s:s + batch], bucket=batch))
         path.parent.mkdir(parents=True, exist_ok=True)
         index.save(path)
-        return Database(x, y, names, index, desc, path, False, time.monotonic() - start)
+        return Database(x, y, names, index, desc, index.codes.copy(), path, False, time.monotonic() - start)
 
     @staticmethod
     def _convert(x_raw, shape, progress):
@@ -554,6 +666,62 @@ def exact_first(db, query, distances, ids, k):
 
 
 # ---------------------------------------------------------------------------------------------
+# Nearest training images
+# ---------------------------------------------------------------------------------------------
+NEAREST_ROWS = 4  # samples shown with their nearest training images
+NEAREST_K = 4  # nearest training images per sample
+SCALE_QUERIES = 256  # test images whose nearest-training distance gives the scale
+
+
+@dataclass
+class TrainingSample:
+    x: np.ndarray  # uint8, in the generator's shape
+    y: np.ndarray
+    names: list
+    where: list
+    description: str
+    flat: np.ndarray  # float32 (n, H*W*C), pixels in [0, 1]
+    sq: np.ndarray  # squared norms of `flat`
+    test_median: float  # median L2 from a shipped test image to its nearest image here
+    test_min: float
+
+    def nearest(self, images, k=NEAREST_K):
+        """(distances float, ids int) of the k nearest (L2 in pixel space, [0, 1]) per image."""
+        q = np.asarray(images, np.float32).reshape(len(images), -1)
+        d2 = (q * q).sum(1)[:, None] + self.sq[None] - 2.0 * (q @ self.flat.T)
+        ids = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        return np.sqrt(np.maximum(np.take_along_axis(d2, ids, 1), 0.0)), ids
+
+
+class TrainingSamples:
+    """The shipped train-split sample of each generator's data set, in its shape, built on first use."""
+
+    def __init__(self, store):
+        self.store, self._samples, self._lock = store, {}, threading.Lock()
+
+    def dataset_of(self, name):
+        dataset = self.store.info(name).dataset
+        return dataset if dataset in SHIPPED else None
+
+    def get(self, name, shape):
+        dataset = self.dataset_of(name)
+        if dataset is None:
+            return None
+        key = (dataset, tuple(shape))
+        with self._lock:
+            if key not in self._samples:
+                x, y, names, desc, where = load_sample(dataset, "train")
+                x = Retrieval._convert(x, tuple(shape), None)
+                flat = x.reshape(len(x), -1).astype(np.float32) / 255.0
+                sample = TrainingSample(x, y, names, where, desc, flat, (flat * flat).sum(1), 0.0, 0.0)
+                tx = Retrieval._convert(load_sample(dataset, "test")[0][:SCALE_QUERIES], tuple(shape), None)
+                d, _ = sample.nearest(tx.astype(np.float32) / 255.0, k=1)
+                sample.test_median, sample.test_min = float(np.median(d)), float(d.min())
+                self._samples[key] = sample
+            return self._samples[key]
+
+
+# ---------------------------------------------------------------------------------------------
 # Model cards
 # ---------------------------------------------------------------------------------------------
 def _fmt(v):
@@ -571,31 +739,50 @@ def model_card(info):
         if m.get(key) is not None:
             lines.append(f"| {key.replace('_', ' ')} | {_fmt(m[key])} |")
     training = m.get("training") or {}
+    labels = {"seconds": "training seconds (wall time of the recorded run"
+                         + (f", {m['backend']} backend" if m.get("backend") else "") + ")",
+              "steps": "training steps (optimizer steps of the recorded run)"}
     for key in ("seconds", "steps", "batch_size", "seed"):
         if training.get(key) is not None:
-            lines.append(f"| training {key.replace('_', ' ')} | {_fmt(training[key])} |")
+            lines.append(f"| {labels.get(key, 'training ' + key.replace('_', ' '))} | {_fmt(training[key])} |")
     if m.get("weights_bytes"):
         lines.append(f"| weights | {m['weights_bytes'] / 1e6:.1f} MB, sha256 `{str(m.get('sha256', ''))[:16]}...` |")
     lines.append("")
     if m.get("command"):
         lines += ["**Recipe** (reproduces this preset):", "", "```bash", m["command"], "```", ""]
-    figures = m.get("figures") or {}
-    if figures:
-        lines += ["**Measured figures**", "", "| figure | value | how it was measured |", "|---|---|---|"]
-        for name, f in figures.items():
-            if isinstance(f, dict):
-                value = _fmt(f.get("value"))
-                err = f.get("std_error", f.get("std"))
-                if err is not None:
-                    value += f" ± {_fmt(err)}"
-                how = str(f.get("how", "")).replace("|", "/")
-            else:
-                value, how = _fmt(f), ""
-            lines.append(f"| {name} | {value} | {how} |")
-    else:
-        lines.append("_No measured figures recorded in this preset's metadata._")
-    lines += ["", f"Folder: `{info.path}`"]
+    lines += ["**Measured figures**", "", figures_markdown(info, title=False), "", f"Folder: `{info.path}`"]
     return "\n".join(lines)
+
+
+NO_PROTOCOL = "_not recorded in this preset's metadata_"
+
+
+def figure_rows(info):
+    """[(name, value text, how it was measured)] of a preset's metadata figures."""
+    rows = []
+    for name, f in (info.meta.get("figures") or {}).items():
+        if isinstance(f, dict):
+            value = _fmt(f.get("value"))
+            if f.get("std_error") is not None:
+                value += f" ± {_fmt(f['std_error'])} (standard error)"
+            elif f.get("std") is not None:
+                value += f" ± {_fmt(f['std'])} (std)"
+            how = str(f.get("how") or "").replace("|", "/").replace("\n", " ") or NO_PROTOCOL
+        else:
+            value, how = _fmt(f), NO_PROTOCOL
+        rows.append((name, value, how))
+    return rows
+
+
+def figures_markdown(info, title=True):
+    """A preset's measured figures as a Markdown table, each with how it was measured."""
+    rows = figure_rows(info)
+    head = [f"**Measured figures of {info.name}** (from its metadata; recipe: "
+            f"`{info.meta.get('command') or info.meta.get('recipe') or 'not recorded'}`)", ""] if title else []
+    if not rows:
+        return "\n".join(head + ["_No measured figures recorded in this preset's metadata._"])
+    return "\n".join(head + ["| figure | value | how it was measured |", "|---|---|---|"]
+                     + [f"| {n} | {v} | {h} |" for n, v, h in rows])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,8 +805,13 @@ def readable(fn):
 
 
 class Handlers:
-    def __init__(self, store, retrieval):
+    def __init__(self, store, retrieval, training=None):
         self.store, self.retrieval = store, retrieval
+        self.training = training or TrainingSamples(store)
+
+    def figures(self, name):
+        """The preset's measured figures, each with how it was measured (its metadata)."""
+        return figures_markdown(self.store.info(name))
 
     # -- generate ---------------------------------------------------------------------------
     def class_choices(self, name):
@@ -651,10 +843,51 @@ class Handlers:
         start = time.monotonic()
         with self.store.lock(name):
             images = decode(model, latents(model, n, seed), labels)
+        seconds = time.monotonic() - start
         cols = int(np.ceil(np.sqrt(n))) if not k or label not in (None, "", EACH_CLASS) else min(n, k)
         note = f"{n} images from **{name}**, seed {seed}" + (
-            f", classes: {label or EACH_CLASS}" if k else "") + f" ({time.monotonic() - start:.2f} s)"
-        return png_file(image_grid(images, cols)), note
+            f", classes: {label or EACH_CLASS}" if k else "") + f" ({seconds:.2f} s to generate on this server)"
+        progress(0.8, desc="Finding the nearest training images")
+        nearest, nearest_table, nearest_note = self.nearest(name, model, np.asarray(images)[:NEAREST_ROWS])
+        return png_file(image_grid(images, cols)), note, nearest, nearest_table, nearest_note
+
+    def nearest(self, name, model, images):
+        """(image, table, note): each image beside its NEAREST_K nearest images of the shipped
+        training sample of the model's data set, by L2 distance in pixel space, as one picture
+        (one file to serve, not 20) with the distances written under each image; the table
+        lists them: [sample, rank, training image, label, L2]."""
+        shape = tuple(model.data_shape)
+        sample = self.training.get(name, shape)
+        if sample is None:
+            dataset = self.store.info(name).dataset
+            return None, [], (f"No training sample of {name}'s data set ({dataset or 'not recorded in its metadata'}) "
+                              f"ships with this app (it has {', '.join(SHIPPED)}), so no nearest training images.")
+        images = to_uint8(images)  # the samples as shown, PNG pixels
+        distances, ids = sample.nearest(images.astype(np.float32) / 255.0)
+        tiles, captions, rows = [], [], []
+        for r, (image, ds, js) in enumerate(zip(images, distances, ids)):
+            tiles.append(image)
+            captions.append((f"sample {r + 1}", "generated"))
+            for rank, (d, j) in enumerate(zip(ds, js)):
+                label = sample.names[int(sample.y[j])]
+                tiles.append(sample.x[j])
+                captions.append((f"L2 {d:.2f}", label))
+                rows.append([r + 1, rank + 1, sample.where[j], label, round(float(d), 3)])
+        picture = labelled_grid(np.stack(tiles), captions, NEAREST_K + 1)
+        dims = int(np.prod(shape))
+        closest = float(distances[:, 0].min())
+        note = (f"**Nearest training images**: each of the first {len(images)} samples (left column) and its "
+                f"{NEAREST_K} nearest images among {len(sample.x):,} training images: {sample.description}. "
+                f"**L2** = Euclidean distance over all {dims:,} pixel values ({'x'.join(map(str, shape))}, "
+                f"scaled to [0, 1]), exact search. Closest here: {closest:.2f}. For scale: {SCALE_QUERIES} of the "
+                f"shipped *test* images (real images the model never trained on) lie at median L2 "
+                f"{sample.test_median:.2f} (min {sample.test_min:.2f}) from their nearest image in this sample; "
+                f"a copied training image would be at 0. A sample of the training set, not all of it.")
+        return png_file(picture), rows, note
+
+    def random_seed(self):
+        """A fresh seed for the Generate tab (the system's randomness, not a seeded draw)."""
+        return 1 + secrets.randbelow(999_999)  # never 0, the default: a click always changes it
 
     def interpolate(self, name, seed_a, seed_b, steps, rows, label, spherical, progress=gr.Progress()):
         from zoo.models.common import slerp
@@ -740,7 +973,8 @@ class Handlers:
         return self._db_note(name, db)
 
     def _db_note(self, name, db):
-        how = f"loaded from the cache {db.cache_path}" if db.from_cache else f"hashed and cached at {db.cache_path}"
+        where = f"`{db.cache_path.name}` in the demo's cache ($ZOO_CACHE/demo)"
+        how = f"loaded from {where}" if db.from_cache else f"hashed once and kept as {where}"
         return (f"Database: {db.description}, {len(db.x):,} images as {'x'.join(map(str, db.x.shape[1:]))}; "
                 f"{db.index.bits}-bit codes from **{name}**, {how} ({db.seconds:.1f} s).")
 
@@ -774,16 +1008,21 @@ class Handlers:
         distances, ids = exact_first(db, {"code": code, "x": x}, distances[0], ids[0], k)
         labels = [db.names[int(db.y[i])] for i in ids]
         gallery = [(png_file(upscale(db.x[i])), f"#{i} · {lab} · d={d}") for i, lab, d in zip(ids, labels, distances)]
-        rows = [[r + 1, int(i), lab, int(d)] for r, (i, lab, d) in enumerate(zip(ids, labels, distances))]
-        bits = "".join(str(b) for b in np.unpackbits(code[0])[: model.code_length])
+        rows = [[r + 1, int(i), lab, int(d), code_bits(db.codes[i], model.code_length)]
+                for r, (i, lab, d) in enumerate(zip(ids, labels, distances))]
+        bits = code_bits(code[0], model.code_length)
         lines = [f"Query code ({model.code_length} bits): `{bits}`",
+                 f"Hamming distance: the number of the {model.code_length} code bits in which a result differs "
+                 "from the query (the table lists each result's bits); the list is the exact top k by that "
+                 "distance, ties in database order, a database image identical to the query first.",
                  f"Conversion: {'; '.join(notes) if notes else 'none needed'}."]
         if label not in (None, "", UNKNOWN):
             if label not in db.names:
                 raise UserError(f"Unknown label {label!r}; choose one of {', '.join(db.names)} or '{UNKNOWN}'.")
             hits = sum(lab == label for lab in labels)
             lines.insert(0, f"**Precision@{len(ids)} = {hits / len(ids):.3f}** ({hits} of {len(ids)} results are "
-                            f"labelled {label!r})")
+                            f"labelled {label!r}): the fraction of this one query's results whose database label "
+                            "is the query's label; not the preset's measured MAP, whose protocol is in its figures")
         else:
             lines.insert(0, "Precision: set the query's label to measure it.")
         lines.append(self._db_note(name, db))
@@ -837,10 +1076,80 @@ def _missing(kind_text, hint):
     )
 
 
-def create_app(preset_names=None, preset_dirs=None, database="digits", database_split="test",
+# Queue limits for a CPU Space (free tier: 2 vCPUs): two model calls at a time, one per core,
+# and up to 64 waiting; every visitor sees a queue position instead of a timeout.
+QUEUE_CONCURRENCY = int(os.environ.get("ZOO_DEMO_CONCURRENCY", "2"))
+QUEUE_MAX_SIZE = int(os.environ.get("ZOO_DEMO_MAX_QUEUE", "64"))
+
+
+def client_target():
+    """What `gradio_client.Client(...)` takes for this app: the Space's id on Hugging Face
+    Spaces (SPACE_ID), else the local URL."""
+    if os.environ.get("SPACE_ID"):
+        return os.environ["SPACE_ID"]
+    host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{host}:{os.environ.get('GRADIO_SERVER_PORT', '7860')}"
+
+
+def api_snippets(generator=None, generator_class=None, autoencoders=(), hasher=None, card=None,
+                 target=None):
+    """{tab: Python code} calling each tab's endpoints with gradio_client, on this app's presets."""
+    target = target or client_target()
+    head = f"from gradio_client import Client{{}}\n\nclient = Client({target!r})\n"
+    out = {}
+    if generator:
+        out["generate"] = head.format("") + (
+            "seed = client.predict(api_name=\"/random_seed\")  # a fresh random seed\n"
+            "# preset, number of images (1-64), seed, class (conditional presets: a class name or\n"
+            f"# {EACH_CLASS!r}; None for the others)\n"
+            f"grid, note, nearest, table, nearest_note = client.predict({generator!r}, 16, seed,"
+            f" {generator_class!r},\n"
+            "                                                          api_name=\"/generate\")\n"
+            "print(grid, note)  # grid, nearest: paths of the PNGs, downloaded\n"
+            "for sample, rank, training_image, label, l2 in table[\"data\"]:  # the nearest training images\n"
+            "    print(sample, rank, training_image, label, \"L2\", l2)\n"
+            "# preset, seed A, seed B, steps, rows, class, spherical\n"
+            f"grid, note = client.predict({generator!r}, 0, 1, 8, 4, {generator_class!r}, True,"
+            " api_name=\"/interpolate\")\n"
+        )
+    if autoencoders:
+        out["reconstruct"] = head.format(", handle_file") + (
+            "# an image file (PNG, JPEG, ...), the presets, invert grayscale: \"auto\", \"yes\" or \"no\"\n"
+            f"gallery, note = client.predict(handle_file(\"digit.png\"), {list(autoencoders)!r}, \"auto\",\n"
+            "                               api_name=\"/reconstruct_upload\")\n"
+            "for item in gallery:  # per preset: the input as it sees it, then its reconstruction\n"
+            "    print(item[\"image\"], item[\"caption\"])\n"
+            "print(note)\n"
+        )
+    if hasher:
+        out["retrieve"] = head.format(", handle_file") + (
+            "# a query: database image 5 and its label (or handle_file(\"your_image.png\") and \"unknown\")\n"
+            f"image, label, database = client.predict({hasher!r}, 5, api_name=\"/example\")\n"
+            "# preset, query image, its label (for precision@k), k\n"
+            f"gallery, table, note = client.predict({hasher!r}, handle_file(image), label, 10,"
+            " api_name=\"/retrieve\")\n"
+            "for rank, number, result_label, distance, bits in table[\"data\"]:\n"
+            "    print(rank, number, result_label, distance, bits)  # Hamming distance, the result's code bits\n"
+            "print(note)\n"
+        )
+    if card:
+        out["cards"] = head.format("") + f"print(client.predict({card!r}, api_name=\"/card\"))  # Markdown\n"
+    return out
+
+
+def _snippet(code, elem_id):
+    with gr.Accordion("Use this tab from Python (gradio_client)", open=False, elem_id=f"{elem_id}-acc"):
+        gr.Code(code, language="python", interactive=False, elem_id=elem_id,
+                label="pip install gradio_client; the endpoints are listed under 'Use via API' below")
+
+
+def create_app(preset_names=None, preset_dirs=None, database=AUTO, database_split="test",
                database_limit=10_000, warm=False):
     """Build the app (a gr.Blocks, not launched). `preset_names`: keep only these presets;
-    `preset_dirs`: extra preset folders; `database`: "digits" (offline default), a path
+    `preset_dirs`: extra preset folders; `database`: "auto" (the offline default: each
+    hashing preset searches the shipped test sample of its own data set, CIFAR-10 or MNIST,
+    else load_digits), "cifar10" or "mnist" (those samples), "digits", a path
     zoo.data.load_arrays reads or a tfds name. `warm`: load every model now."""
     import keras
 
@@ -854,20 +1163,24 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
     if warm:
         for name in generators + autoencoders + hashers:
             store.get(name)
+    first_choices, first_visible = h.class_choices(generators[0]) if generators else ([], False)
+    snippets = api_snippets(generators[0] if generators else None, EACH_CLASS if first_visible else None,
+                            autoencoders, hashers[0] if hashers else None, next(iter(presets), None))
 
     with gr.Blocks(title="Keras GAN zoo", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Keras GAN zoo\nGenerative models trained with `model.fit` on TensorFlow, JAX and PyTorch. "
             f"Running on the **{keras.backend.backend()}** backend with {len(presets)} presets: "
-            f"{len(generators)} generators, {len(autoencoders)} autoencoders, {len(hashers)} hashing models."
+            f"{len(generators)} generators, {len(autoencoders)} autoencoders, {len(hashers)} hashing models. "
+            f"This server runs {QUEUE_CONCURRENCY} requests at a time; others wait in a queue (at most "
+            f"{QUEUE_MAX_SIZE}) that shows your position."
         )
         with gr.Tab("Generate", id="generate"):
             if not generators:
                 _missing("generator (GAN, VAE, VAE-GAN, AVB or DSH-GAN)", TRAIN_HINTS["generators"])
             else:
-                first_choices, first_visible = h.class_choices(generators[0])
                 with gr.Row():
-                    with gr.Column(scale=1):
+                    with gr.Column(scale=1, min_width=240):
                         g_preset = gr.Dropdown(generators, value=generators[0], label="Generator preset",
                                                elem_id="gen-preset")
                         g_class = gr.Dropdown(first_choices, value=first_choices[0] if first_choices else None,
@@ -876,11 +1189,22 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
                                               elem_id="gen-class")
                         g_n = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="Number of images", elem_id="gen-n")
                         g_seed = gr.Number(0, precision=0, label="Seed", elem_id="gen-seed")
-                        g_btn = gr.Button("Generate", variant="primary", elem_id="gen-btn")
+                        with gr.Row():
+                            g_random = gr.Button("Random seed", elem_id="gen-random", min_width=100)
+                            g_btn = gr.Button("Generate", variant="primary", elem_id="gen-btn", min_width=100)
                     with gr.Column(scale=2):
                         g_out = gr.Image(label="Samples", format="png", type="numpy", interactive=False,
                                          elem_id="gen-out")
                         g_note = gr.Markdown(elem_id="gen-note")
+                    with gr.Column(scale=2):
+                        g_nearest = gr.Image(label="Nearest training images: each sample | its nearest, L2",
+                                             format="png", type="numpy", interactive=False, height=500,
+                                             elem_id="gen-nearest")
+                        g_nearest_note = gr.Markdown(elem_id="gen-nearest-note")
+                        g_nearest_table = gr.Dataframe(
+                            headers=["sample", "rank", "training image", "label", "L2"], interactive=False,
+                            max_height=240, label="Nearest training images: the list", elem_id="gen-nearest-table")
+                g_figures = gr.Markdown(h.figures(generators[0]), elem_id="gen-figures")
                 gr.Markdown("### Latent interpolation")
                 with gr.Row():
                     with gr.Column(scale=1):
@@ -894,9 +1218,14 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
                         i_out = gr.Image(label="Interpolation", format="png", type="numpy", interactive=False,
                                          elem_id="interp-out")
                         i_note = gr.Markdown()
+                _snippet(snippets["generate"], "gen-api")
                 g_preset.change(readable(h.on_generator), g_preset, g_class, api_name="classes")
-                g_btn.click(readable(h.generate), [g_preset, g_n, g_seed, g_class], [g_out, g_note],
+                g_preset.change(readable(h.figures), g_preset, g_figures, api_name=False, queue=False)
+                generate_outputs = [g_out, g_note, g_nearest, g_nearest_table, g_nearest_note]
+                g_btn.click(readable(h.generate), [g_preset, g_n, g_seed, g_class], generate_outputs,
                             api_name="generate")
+                g_random.click(readable(h.random_seed), None, g_seed, api_name="random_seed", queue=False).then(
+                    readable(h.generate), [g_preset, g_n, g_seed, g_class], generate_outputs, api_name=False)
                 i_btn.click(readable(h.interpolate), [g_preset, i_a, i_b, i_steps, i_rows, g_class, i_sph],
                             [i_out, i_note], api_name="interpolate")
 
@@ -920,11 +1249,17 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
                         with gr.Tab("Upload"):
                             r_upload = ImageUpload(type="pil", image_mode=None, sources=["upload", "clipboard"],
                                                    label="Image", elem_id="rec-upload")
-                            r_upload_btn = gr.Button("Reconstruct the upload", variant="primary")
+                            r_upload_btn = gr.Button("Reconstruct the upload", variant="primary",
+                                                     elem_id="rec-upload-btn")
                     with gr.Column(scale=2):
                         r_out = gr.Gallery(label="Input as each preset sees it | its reconstruction", columns=2,
                                            format="png", elem_id="rec-out")
-                        r_note = gr.Markdown()
+                        r_note = gr.Markdown(elem_id="rec-note")
+                        gr.Markdown("MSE: the mean over the preset's H·W·C pixel values, scaled to [0, 1], of "
+                                    "(reconstruction − input as the preset sees it)², for this one image.")
+                with gr.Accordion("Measured figures of these presets", open=False):
+                    gr.Markdown("\n\n".join(h.figures(n) for n in autoencoders), elem_id="rec-figures")
+                _snippet(snippets["reconstruct"], "rec-api")
                 r_sketch_btn.click(readable(h.reconstruct_sketch), [r_sketch, r_presets, r_invert], [r_out, r_note],
                                    api_name="reconstruct_sketch")
                 r_upload_btn.click(readable(h.reconstruct_upload), [r_upload, r_presets, r_invert], [r_out, r_note],
@@ -934,6 +1269,13 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
             if not hashers:
                 _missing("DSH-GAN (hashing)", TRAIN_HINTS["hashers"])
             else:
+                def label_choices(name):
+                    try:
+                        return [UNKNOWN] + list(retrieval.class_names(name))
+                    except Exception as e:  # noqa: BLE001 - a database that fails to load says so on first use
+                        log.warning("database of %s: %s", name, e)
+                        return [UNKNOWN]
+
                 with gr.Row():
                     with gr.Column(scale=1):
                         q_preset = gr.Dropdown(hashers, value=hashers[0], label="Hashing preset",
@@ -942,26 +1284,24 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
                         q_example_btn = gr.Button("Use this database image as the query", elem_id="ret-example")
                         q_image = ImageUpload(type="pil", image_mode=None, label="Query (or upload your own)",
                                               height=220, elem_id="ret-query")
-                        q_label = gr.Dropdown([UNKNOWN] + [str(i) for i in range(10)], value=UNKNOWN,
-                                              allow_custom_value=True, label="Query label (for precision)")
+                        q_label = gr.Dropdown(label_choices(hashers[0]), value=UNKNOWN, allow_custom_value=True,
+                                              label="Query label (for precision)", elem_id="ret-label")
                         q_k = gr.Slider(1, MAX_K, value=10, step=1, label="k")
                         q_btn = gr.Button("Search", variant="primary", elem_id="ret-btn")
                     with gr.Column(scale=2):
                         q_gallery = gr.Gallery(label="Top k: database number · label · Hamming distance",
                                                columns=5, format="png", elem_id="ret-out")
                         q_note = gr.Markdown(elem_id="ret-note")
-                        q_table = gr.Dataframe(headers=["rank", "database #", "label", "Hamming distance"],
-                                               interactive=False, label="Results", elem_id="ret-table")
+                        q_table = gr.Dataframe(headers=["rank", "database #", "label", "Hamming distance",
+                                                        "code bits"],
+                                               interactive=False, wrap=True, label="Results", elem_id="ret-table")
                         q_examples = gr.Gallery(label="One database image per class (their numbers)", columns=5,
                                                 format="png")
-                        q_db = gr.Markdown()
+                        q_db = gr.Markdown(elem_id="ret-db")
+                q_figures = gr.Markdown(h.figures(hashers[0]), elem_id="ret-figures")
+                _snippet(snippets["retrieve"], "ret-api")
 
-                def _example(name, number, progress=gr.Progress()):
-                    image, label, note = h.example(name, number, progress)
-                    db = retrieval.get(name)
-                    return image, gr.update(choices=[UNKNOWN] + db.names, value=label), note
-
-                q_example_btn.click(readable(_example), [q_preset, q_number], [q_image, q_label, q_db],
+                q_example_btn.click(readable(h.example), [q_preset, q_number], [q_image, q_label, q_db],
                                     api_name="example")
                 q_btn.click(readable(h.retrieve), [q_preset, q_image, q_label, q_k], [q_gallery, q_table, q_note],
                             api_name="retrieve")
@@ -969,7 +1309,11 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
                 def _examples(name, progress=gr.Progress()):
                     return h.examples(name, progress)[0], h.database_summary(name, progress)
 
+                def _on_hasher(name):
+                    return gr.update(choices=label_choices(name), value=UNKNOWN), h.figures(name)
+
                 q_preset.change(readable(_examples), q_preset, [q_examples, q_db], api_name="database")
+                q_preset.change(readable(_on_hasher), q_preset, [q_label, q_figures], api_name=False)
                 demo.load(readable(_examples), q_preset, [q_examples, q_db], api_name=False)
 
         with gr.Tab("Model cards", id="cards"):
@@ -987,8 +1331,10 @@ def create_app(preset_names=None, preset_dirs=None, database="digits", database_
                 + (f". None yet of: {', '.join(absent)}." if absent else ".")
                 + ("\n\nSkipped: " + "; ".join(problems) if problems else "")
             )
-    demo.zoo_store, demo.zoo_retrieval = store, retrieval
-    demo.queue(default_concurrency_limit=2, max_size=64)
+            if names:
+                _snippet(snippets["cards"], "card-api")
+    demo.zoo_store, demo.zoo_retrieval, demo.zoo_training, demo.zoo_snippets = store, retrieval, h.training, snippets
+    demo.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return demo
 
 
