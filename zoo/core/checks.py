@@ -25,6 +25,13 @@ def checked_stream(x):
     """`x` with every batch checked for NaN/Inf as it is read (tf.data or a generator);
     anything else is returned unchanged."""
     if hasattr(x, "element_spec") and hasattr(x, "map"):
+        import keras
+
+        if keras.distribution.distribution() is not None:
+            # keras.distribution (JAX data parallelism) reads the batch size from the
+            # pipeline's graph (tf.data's compute_batch_size), which a map with an
+            # assertion hides: there only the first batch is checked.
+            return x
         return _checked_dataset(x)
     if isinstance(x, types.GeneratorType):
         return _checked_generator(x)
@@ -34,23 +41,24 @@ def checked_stream(x):
 def _checked_dataset(ds):
     import tensorflow as tf
 
-    def check(i, element):
-        parts = element if isinstance(element, tuple) else (element,)
+    def check(*element):
         checked = []
-        for j, t in enumerate(parts):
+        for j, t in enumerate(element):
             if isinstance(t, tf.Tensor) and t.dtype.is_floating:
                 finite = tf.math.is_finite(t)
                 bad = tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int64))
-                ok = tf.debugging.Assert(
-                    tf.reduce_all(finite), [MARK, "batch", i, "element", j, "bad values", bad]
-                )
+                ok = tf.debugging.Assert(tf.reduce_all(finite), [MARK, "element", j, "bad values", bad])
                 with tf.control_dependencies([ok]):
                     t = tf.identity(t)
             checked.append(t)
-        return tuple(checked) if isinstance(element, tuple) else checked[0]
+        return tuple(checked)
 
-    # Zipped with a counter so the error names the batch (counted from where fit starts).
-    return tf.data.Dataset.zip((tf.data.Dataset.counter(), ds)).map(check)
+    # A plain map keeps the dataset's structure and batch size, which Keras's JAX
+    # distribution reads (tf.data's compute_batch_size); the batch is named from
+    # the step counter when the error surfaces (as_value_error).
+    if isinstance(ds.element_spec, tuple):
+        return ds.map(check)
+    return ds.map(lambda t: check(t)[0])
 
 
 def _checked_generator(gen):
@@ -66,8 +74,10 @@ def _checked_generator(gen):
         yield batch
 
 
-def as_value_error(e):
-    """Our NaN/Inf assertion from inside a tf.data pipeline as a NonFiniteBatchError; else None."""
+def as_value_error(e, steps_done=None):
+    """Our NaN/Inf error from inside a tf.data pipeline (or a generator read
+    through one) as a NonFiniteBatchError; else None. `steps_done`: the train
+    steps this fit completed before the error, to name the batch."""
     if isinstance(e, NonFiniteBatchError):
         return e
     text = str(e)
@@ -77,10 +87,11 @@ def as_value_error(e):
         return NonFiniteBatchError(wrapped[0])
     if MARK not in text:
         return None
-    found = re.search(r"\[batch\] \[(\d+)\] \[element\] \[(\d+)\] \[bad values\] \[(\d+)\]", text)
-    where = (f"batch {found[1]} (counted from the start of this fit), element {found[2]} of the "
-             f"batch, holds {found[3]} NaN or infinite values" if found else "holds NaN or infinite values")
+    found = re.search(r"\[element\] \[(\d+)\] \[bad values\] \[(\d+)\]", text)
+    what = f"holds {found[2]} NaN or infinite values (element {found[1]} of the batch)" if found else \
+        "holds NaN or infinite values"
+    after = f" after {steps_done} steps of this fit" if steps_done is not None else ""
     return NonFiniteBatchError(
-        f"The training dataset's {where}; every batch is checked. Clean the source "
-        "data (or filter it in the pipeline)."
+        f"A training batch read from the dataset{after} {what}; every batch is checked. Clean "
+        "the source data (or filter it in the pipeline)."
     )

@@ -320,13 +320,21 @@ class AdversarialModel(keras.Model):
             _resume_position(x, callbacks, bound.arguments.get("steps_per_epoch"))
         )
         bound.arguments.pop("self")
+        first_step = self._step_count()
         try:
             return super().fit(**bound.arguments)
         except Exception as e:  # tf.errors.InvalidArgumentError from the per-batch check
-            clear = checks.as_value_error(e)
+            done = self._step_count()
+            clear = checks.as_value_error(e, None if None in (done, first_step) else done - first_step)
             if clear is None:
                 raise
             raise clear from None
+
+    def _step_count(self):
+        try:
+            return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
+        except Exception:  # not compiled, or mid-failure state
+            return None
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self.check_data(x, y)
