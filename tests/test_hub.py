@@ -183,3 +183,16 @@ def test_sample_grid_of_an_autoencoder_shows_inputs_beside_reconstructions(tmp_p
         from zoo.callbacks import SampleGrid
 
         SampleGrid(tmp_path, every_n_steps=0)
+
+
+@pytest.mark.parametrize("name", sorted(zoo.list_presets()))
+def test_every_bundled_preset_carries_its_model_card(name):
+    folder = presets.SAVED_MODELS / name
+    card = (folder / hub.CARD_FILE).read_text()
+    # In sync with metadata.json: rerun `python -m recipes.model_cards saved_models/*` after a change.
+    assert card == hub.model_card(folder)
+    block = hub.read_card_metadata(card)
+    figures = presets.load_metadata(folder).get("figures") or {}
+    listed = {m["type"]: m["value"] for m in block.get("model-index", [{}])[0].get("results", [{}])[0]
+              .get("metrics", [])} if figures else {}
+    assert listed == {k: v["value"] for k, v in figures.items() if isinstance(v, dict) and "value" in v}
