@@ -75,7 +75,10 @@ def test_models_with_batch_norm_train_on_two_devices(results, name):
     r = _result(results, name)
     assert r["finite"], r
     if BACKEND == "jax":
-        assert r["max_abs_diff"] <= TOL, r
+        # One global program, but batch norm's mean and variance reduce the two
+        # devices' rows in another order and divide by them: seen up to 4.5e-6 (a
+        # loaded machine) on weights of size ~1; a missing loss scaling is ~1e-2.
+        assert r["max_abs_diff"] <= 2e-5, r
     else:  # per-replica statistics: close, not equal
         assert r["max_abs_diff"] <= 1e-2, r
 
