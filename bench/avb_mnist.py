@@ -229,7 +229,8 @@ def main():
         path = save / f"{kind}_z{latent}.keras"
         model = build(kind, latent, hidden, args)
         steps, epochs, seconds = train(model, kind, x_train, args)
-        info = {"steps": steps, "epochs": epochs, "train_minutes": round(seconds / 60, 2)}
+        info = {"steps": steps, "model_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                "requested_steps": args.steps or None, "epochs": epochs, "train_minutes": round(seconds / 60, 2)}
         print(json.dumps({"model": kind, "latent": latent, **info}), flush=True)
         model.save(path)
         path.with_suffix(".json").write_text(json.dumps(info))

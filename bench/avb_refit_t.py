@@ -68,7 +68,9 @@ def main():
         print(json.dumps({"steps": done, "kl": round(kl, 2), "minutes": round((time.monotonic() - t0) / 60, 2)}),
               flush=True)
     final = refit.evaluate(x_eval, batch_size=250, verbose=0, return_dict=True)
-    print(f"\n{args.model}: test images {args.n_test}; fresh T {hidden}, {args.steps} T-only steps, "
+    ran = int(keras.ops.convert_to_numpy(refit.optimizer.iterations))
+    print(f"\n{args.model}: test images {args.n_test}; fresh T {hidden}, {args.steps} T-only steps "
+          f"asked, {ran} run by the model's step counter, "
           f"Adam({args.lr}, 0.5), batch {args.batch_size}")
     print(f"{'':>12} {'reconstruction':>14} {'KL estimate':>12} {'-ELBO estimate':>15}")
     print(f"{'online T':>12} {online['reconstruction']:>14.2f} {online['kl']:>12.2f} {online['loss']:>15.2f}")

@@ -159,7 +159,8 @@ def main():
         else:
             model = build(kind, hidden, args.noise_dim, args.contrast_samples, args.seed, args.t_activation)
             steps, seconds, last = train(model, kind, args)
-            info = {"steps": steps, "minutes": round(seconds / 60, 2),
+            info = {"steps": steps, "model_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                    "minutes": round(seconds / 60, 2),
                     "neg_elbo_train": round(last["loss"], 4), "kl_train": round(last["kl"], 4)}
             path.parent.mkdir(parents=True, exist_ok=True)
             model.save(path)

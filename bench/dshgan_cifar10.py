@@ -69,10 +69,13 @@ def fit_steps(model, dataset, steps, label, max_minutes=None):
     start = time.time()
     chunk = max(1, min(steps, 250))
     deadline = _Deadline(max_minutes)
+    before = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     model.fit(dataset, epochs=max(1, steps // chunk), steps_per_epoch=chunk, verbose=2,
               callbacks=[deadline])
     minutes = (time.time() - start) / 60
-    print(f"[{label}] {deadline.steps} of {steps} steps in {minutes:.1f} min", flush=True)
+    ran = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) - before
+    print(f"[{label}] {deadline.steps} of {steps} steps in {minutes:.1f} min "
+          f"(the model's step counter: {ran})", flush=True)
     return deadline.steps, minutes
 
 

@@ -215,7 +215,8 @@ def worker(name, xla, steps, warmup, batch, threads=None):
     secs = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:])]
     dev, peak = peak_memory(backend)
     return {"step_seconds": secs, "peak_bytes": peak, "device": dev, "pipeline": pipeline,
-            "first_step_s": stamps[0] - t0, "fit_s": fit_s}
+            "first_step_s": stamps[0] - t0, "fit_s": fit_s, "steps_asked": warmup + steps + 1,
+            "model_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations))}
 
 
 # -- the parent ------------------------------------------------------------------------------
@@ -264,15 +265,17 @@ def run_one(backend, name, xla, args):
 
 def row(backend, name, xla, res):
     if "error" in res:
-        return [name, backend, xla, "error", "-", "-", f"{res['wall_s']:.0f}"]
+        return [name, backend, xla, "error", "-", "-", "-", f"{res['wall_s']:.0f}"]
     secs = res["step_seconds"]
     peak = "n/a" if res["peak_bytes"] is None else f"{res['peak_bytes'] / 2**20:.0f}"
-    return [name, backend, xla, f"{1 / statistics.median(secs):.2f}", peak, res["device"],
+    ran = f"{res.get('model_steps', '?')}/{res.get('steps_asked', '?')}"
+    return [name, backend, xla, f"{1 / statistics.median(secs):.2f}", peak, res["device"], ran,
             f"{res['wall_s']:.0f}"]
 
 
 def render(rows, errors, notes, header):
-    cols = ["model", "backend", "xla", "steps/s", "peak MiB", "dev", "wall s"]
+    # "steps run": the model's own optimizer.iterations / the steps fit was asked for.
+    cols = ["model", "backend", "xla", "steps/s", "peak MiB", "dev", "steps run", "wall s"]
     widths = [max(len(str(r[i])) for r in [cols] + rows) for i in range(len(cols))]
 
     def fmt(r):
@@ -326,7 +329,8 @@ def main():
         (f"bench/gpu.py on {device}, {started}: batch {args.batch}, {args.warmup} warm-up + "
          f"{args.steps} timed steps of model.fit on one repeated batch; steps/s = 1 / median "
          f"step time; peak MiB = the backend's accelerator allocator peak (n/a on CPU); "
-         f"dev = where the worker ran; wall s = the worker process's whole time."),
+         f"dev = where the worker ran; steps run = the model's optimizer.iterations / the "
+         f"steps asked; wall s = the worker process's whole time."),
         "command: python -m bench.gpu " + " ".join(sys.argv[1:]),
     ]
     header += [f"CPU threads capped at {args.threads} per framework (--threads)"] if args.threads else []
