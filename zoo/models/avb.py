@@ -42,8 +42,8 @@ from keras import ops
 from zoo.core import AdversarialModel
 from zoo.models import blocks
 from zoo.models.common import (
-    bernoulli_nll, check_count, check_fits_in_memory, check_real_batch, float32, gaussian_kl,
-    gaussian_nll, images_to_model, in_batches, model_to_unit, non_finite_message, seeded_normal,
+    bernoulli_nll, check_count, check_fits_in_memory, check_latents, check_real_batch, float32,
+    gaussian_kl, gaussian_nll, images_to_model, in_batches, model_to_unit, non_finite_message, seeded_normal,
 )
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -275,12 +275,7 @@ class AVB(AdversarialModel):
 
     def decode(self, z, batch_size=256):
         """The decoder's mean for latent codes z, in [0, 1] for images."""
-        z = np.asarray(z, "float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
-        bad = non_finite_message(z)
-        if bad:
-            raise ValueError(f"z holds {bad}.")
+        z = check_latents(z, self.latent_dim)
         return self._to_user(in_batches(self.decoder_mean, [z], batch_size))
 
     def reconstruct(self, x, seed=None, batch_size=256):

@@ -144,6 +144,17 @@ def available_memory():
         return None
 
 
+def check_latents(z, latent_dim):
+    """Latent codes as float32 (n, latent_dim), or a ValueError naming the shape or the NaN/Inf."""
+    z = np.asarray(z, "float32")
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise ValueError(f"z must have shape (n, {latent_dim}); got {z.shape}.")
+    bad = non_finite_message(z)
+    if bad:
+        raise ValueError(f"z holds {bad}.")
+    return z
+
+
 def check_fits_in_memory(n, per_sample_shape, what="generate", bytes_per_value=4):
     """Refuse a request whose float32 output would not fit in memory, saying how much it needs.
 
@@ -204,6 +215,6 @@ def seeded_normal(n, dim, seed):
 
 __all__ = [
     "reparameterize", "gaussian_kl", "gaussian_nll", "bernoulli_nll",
-    "check_real_batch", "images_to_model", "non_finite_message", "check_count",
+    "check_real_batch", "images_to_model", "non_finite_message", "check_count", "check_latents",
     "check_fits_in_memory", "model_to_unit", "in_batches", "slerp", "seeded_normal",
 ]

@@ -38,8 +38,8 @@ from zoo.core import AdversarialModel
 from zoo.core import step as backend_step
 from zoo.models import augment, blocks
 from zoo.models.common import (
-    check_count, check_fits_in_memory, check_real_batch, float32, in_batches, model_to_unit,
-    non_finite_message,
+    check_count, check_fits_in_memory, check_latents, check_real_batch, float32, in_batches,
+    model_to_unit, non_finite_message,
 )
 
 GENERATOR_LOSSES = ("minimax", "non_saturating", "hinge")
@@ -149,12 +149,7 @@ class GeneratorSampling:
     def decode_latents(self, z, labels=None, output="float", batch_size=256, use_ema=True):
         """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8); G's moving average
         if the model keeps one and `use_ema`."""
-        z = np.asarray(z, "float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
-        bad = non_finite_message(z)
-        if bad:
-            raise ValueError(f"z holds {bad}.")
+        z = check_latents(z, self.latent_dim)
         if labels is not None or self.num_classes is not None:
             labels = self._check_labels(labels, len(z))
         arrays = [z] if labels is None else [z, labels]

@@ -17,8 +17,8 @@ from keras import ops
 from zoo.core import AdversarialModel
 from zoo.models import blocks
 from zoo.models.common import (
-    bernoulli_nll, check_count, check_fits_in_memory, check_real_batch, gaussian_kl, gaussian_nll,
-    images_to_model, in_batches, model_to_unit, non_finite_message, reparameterize, seeded_normal,
+    bernoulli_nll, check_count, check_fits_in_memory, check_latents, check_real_batch, gaussian_kl,
+    gaussian_nll, images_to_model, in_batches, model_to_unit, reparameterize, seeded_normal,
     slerp,
 )
 
@@ -46,12 +46,7 @@ class LatentImageModel:
 
     def decode(self, z, batch_size=256, use_ema=True):
         """Images in [0, 1] for latent codes z (the decoder's mean)."""
-        z = np.asarray(z, "float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (n, {self.latent_dim}); got {z.shape}.")
-        bad = non_finite_message(z)
-        if bad:
-            raise ValueError(f"z holds {bad}.")
+        z = check_latents(z, self.latent_dim)
         net = self.averaged("decoder") if use_ema else self.decoder
         x = in_batches(lambda b: self._decoder_mean(b, network=net), [z], batch_size)
         return model_to_unit(x, self.data_range)
