@@ -6,8 +6,17 @@ process (devices are fixed when a backend starts). Run by tests/test_distributio
     KERAS_BACKEND=tensorflow python -m tests.distributed_step   # 2 logical CPUs
 
 Prints one JSON line: for each model, the largest absolute difference between
-the weights after the one-device and the two-device steps, and whether the
-two-device losses are finite.
+the weights after the one-device and the two-device steps, the largest change
+of a weight in the one-device steps (the negative control: a two-device step
+that missed the 1/replicas loss scaling takes a step twice as long, so it
+would differ from the one-device weights by about that much; with SGD exactly
+that after the first step), and whether the two-device losses are finite.
+
+Every model trains with plain SGD: Adam divides each gradient by its running
+size, so a missing constant factor (the 1/replicas scaling) would not show in
+Adam's weights, and for gradient components near zero it magnifies float32
+rounding (its step has size ~lr whatever the gradient's), where SGD's error
+stays proportional to the gradient.
 """
 
 import json
@@ -63,7 +72,23 @@ def data(labels=True):
     return x, y
 
 
-def step(build, data_fn, n, phase=None, optimizer=lambda: keras.optimizers.SGD(0.05), steps=2):
+def synchronized_batch_norm(build):
+    """`build` with every BatchNormalization layer computing its statistics over
+    the global batch (Keras's `synchronized=True`, TensorFlow only). tf.distribute
+    otherwise normalises over each replica's share, and with 4 rows a replica that
+    changes the step as much as the step itself (measured: the default per-replica
+    statistics moved VAE-GAN's weights 0.058 away from the one-device step, whose
+    largest update was 0.050), which would hide any other error."""
+    def built():
+        model = build()
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True
+        return model
+    return built if BACKEND == "tensorflow" else build
+
+
+def step(build, data_fn, n, phase=None, lr=0.05, steps=2):
     keras.utils.set_random_seed(0)
     with data_parallel(devices(n)) as engine:
         replicas = (engine.num_replicas_in_sync if BACKEND == "tensorflow"
@@ -72,22 +97,33 @@ def step(build, data_fn, n, phase=None, optimizer=lambda: keras.optimizers.SGD(0
         model = build()
         if phase:
             model.phase = phase
-        model.compile(**{f"{p}_optimizer": optimizer() for p in model.players})
+        model.compile(**{f"{p}_optimizer": keras.optimizers.SGD(lr) for p in model.players})
+        initial = [np.array(keras.ops.convert_to_numpy(v)) for v in model.trainable_variables]
         x, y = data_fn()
         # fit, not train_on_batch: Keras's TF train_on_batch hands every replica
         # the whole batch; fit splits the global batch between them.
         history = model.fit(x, y, batch_size=BATCH, epochs=steps, shuffle=False, verbose=0)
     logs = {k: v[-1] for k, v in history.history.items()}
     weights = [np.array(keras.ops.convert_to_numpy(v)) for v in model.trainable_variables]
-    return weights, {k: float(v) for k, v in logs.items()}
+    return initial, weights, {k: float(v) for k, v in logs.items()}
+
+
+def _max_abs_diff(a, b):
+    return max(float(np.abs(u - v).max()) for u, v in zip(a, b))
 
 
 def compare(build, data_fn, **kw):
-    one, _ = step(build, data_fn, 1, **kw)
-    two, logs = step(build, data_fn, 2, **kw)
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
-    scale = max(float(np.abs(a).max()) for a in one)
-    return {"max_abs_diff": diff, "max_abs_weight": scale,
+    initial, one, _ = step(build, data_fn, 1, **kw)
+    _, two, logs = step(build, data_fn, 2, **kw)
+    return {"max_abs_diff": _max_abs_diff(one, two), "max_abs_update": _max_abs_diff(one, initial),
+            "max_abs_weight": max(float(np.abs(a).max()) for a in one),
+            "finite": all(np.isfinite(v) for v in logs.values())}
+
+
+def trains(build, data_fn, **kw):
+    """Two devices only: finite losses, and how far the weights moved."""
+    initial, two, logs = step(build, data_fn, 2, **kw)
+    return {"max_abs_update": _max_abs_diff(two, initial),
             "finite": all(np.isfinite(v) for v in logs.values())}
 
 
@@ -95,22 +131,24 @@ def main():
     gan_data = lambda: (data()[0], data()[1] % 3)  # noqa: E731
     x_only = lambda: (data()[0], None)  # noqa: E731
     x01 = lambda: ((data()[0] + 1) / 2, None)  # noqa: E731
-    adam = {"optimizer": lambda: keras.optimizers.Adam(1e-4)}
+    vaegan = lambda: VAEGAN.larsen(SHAPE, latent_dim=4, width=0.125, equilibrium=(0.68, 0.35), seed=3)  # noqa: E731
+    vae = lambda: VAE.larsen(SHAPE, latent_dim=4, width=0.125, seed=3)  # noqa: E731
+    # Learning rates that move the largest weight by ~0.005-0.1 in two steps.
     cases = {
         "gan": lambda: compare(gan, gan_data),
         "dshgan_pretrain": lambda: compare(dshgan, data, phase="pretrain"),
         "dshgan_hash": lambda: compare(dshgan, data, phase="hash"),
         # Models with batch norm (the VAE's and VAE-GAN's nets; VAE-GAN's gated
-        # steps too): they must train; on TF their two-device step is close to,
-        # not equal to, the one-device one.
-        "vaegan": lambda: compare(
-            lambda: VAEGAN.larsen(SHAPE, latent_dim=4, width=0.125, equilibrium=(0.68, 0.35), seed=3),
-            x_only, **adam),
-        "vae": lambda: compare(lambda: VAE.larsen(SHAPE, latent_dim=4, width=0.125, seed=3), x_only, **adam),
+        # steps too), with the statistics of the global batch on TensorFlow.
+        "vaegan": lambda: compare(synchronized_batch_norm(vaegan), x_only, lr=1e-3),
+        # The VAE's loss sums over pixels: its gradients are ~100x VAE-GAN's.
+        "vae": lambda: compare(synchronized_batch_norm(vae), x_only, lr=1e-5),
         "avb": lambda: compare(
             lambda: AVB.build_default(SHAPE, latent_dim=4, hidden=(16,), likelihood="bernoulli",
                                       adaptive_contrast=True, contrast_samples=2, seed=3),
-            x01, **adam),
+            x01, lr=1e-3),
+        # tf.distribute's default per-replica batch norm: it must train.
+        "vaegan_per_replica_bn": lambda: trains(vaegan, x_only, lr=1e-3),
     }
     names = sys.argv[1:] or list(cases)  # the test splits them over two processes
     results = {name: cases[name]() for name in names}

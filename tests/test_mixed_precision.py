@@ -37,38 +37,64 @@ def policy(request):
     keras.mixed_precision.set_global_policy("float32")
 
 
+def _values(variables):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
 def _train(name):
+    """Train one epoch (DSH-GAN: each phase); returns (model, [(history, moved)])
+    where `moved` maps each player that took a step to whether its weights changed."""
     build, data = MODELS[name]
     model = build()
     model.compile()
-    logs = [model.fit(*data(), batch_size=8, epochs=1, verbose=0).history]
-    if name == "dshgan":  # both phases
-        model.phase = "hash"
-        logs.append(model.fit(*data(), batch_size=8, epochs=1, verbose=0).history)
-    return model, logs
+    runs = []
+    for phase in ("pretrain", "hash") if name == "dshgan" else (None,):
+        if phase:
+            model.phase = phase
+        before = {p: _values(model.player_variables(p)) for p in model.players}
+        steps = {p: int(keras.ops.convert_to_numpy(model.optimizer[p].iterations)) for p in model.players}
+        history = model.fit(*data(), batch_size=8, epochs=1, verbose=0).history
+        moved = {p: any(not np.array_equal(a, b) for a, b in zip(before[p], _values(model.player_variables(p))))
+                 for p in model.players
+                 if int(keras.ops.convert_to_numpy(model.optimizer[p].iterations)) > steps[p]}
+        runs.append((history, moved))
+    return model, runs
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_trains_in_bfloat16(policy, name):
-    model, logs = _train(name)
-    for history in logs:
+    model, runs = _train(name)
+    for history, moved in runs:
         for key, values in history.items():
             assert np.all(np.isfinite(values)), f"{name}: {key} = {values}"
+        # Every player that stepped moved its float32 weights (no update lost to
+        # bfloat16 underflow or a dtype mismatch).
+        assert moved and all(moved.values()), f"{name}: {moved}"
     # Weights stay float32 (the policy's variable dtype); the networks compute in bfloat16.
     assert {v.dtype for v in model.trainable_variables} == {"float32"}
     assert any(layer.compute_dtype == "bfloat16" for layer in model._flatten_layers())
 
 
+def _gan_loss_at_fixed_weights():
+    keras.utils.set_random_seed(7)  # the same initial weights under either policy
+    gan = GAN.dcgan(S, latent_dim=8, width=8, seed=1)
+    z = np.random.default_rng(1).standard_normal((8, 8)).astype("float32")
+    fake = gan.generator(keras.ops.convert_to_tensor(z))
+    loss, _ = gan.discriminator_loss(keras.ops.convert_to_tensor(_x()), fake)
+    return fake, loss
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
 def test_losses_are_float32_under_a_bfloat16_policy(policy):
     # A bfloat16 mean keeps ~3 digits: the costs cast the networks' outputs first.
-    gan = GAN.dcgan(S, latent_dim=8, width=8, seed=1)
-    x = keras.ops.convert_to_tensor(_x())
-    fake = gan.generator(gan.sample_latent(8))
+    fake, loss = _gan_loss_at_fixed_weights()
     assert keras.backend.standardize_dtype(fake.dtype) == "bfloat16"
-    loss, (d_x, _) = gan.discriminator_loss(x, fake)
     assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+    # And it is the float32 loss to bfloat16's precision (8 bits: ~0.4% an op).
+    keras.mixed_precision.set_global_policy("float32")
+    _, loss32 = _gan_loss_at_fixed_weights()
+    assert float(loss) == pytest.approx(float(loss32), rel=2e-2)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
@@ -79,10 +105,14 @@ def test_float16_wraps_each_player_in_a_loss_scale_optimizer(policy):
     if BACKEND == "torch":
         pytest.skip("PyTorch's CPU convolutions have no float16 backward (slow_conv2d); "
                     "float16 training on PyTorch needs a GPU")
+    before = {p: _values(gan.player_variables(p)) for p in gan.players}
     history = gan.fit(_x(), batch_size=8, epochs=2, verbose=0).history
     assert np.all(np.isfinite(history["d_loss"])) and np.all(np.isfinite(history["g_loss"]))
     scale = keras.ops.convert_to_numpy(gan.optimizer["d"].dynamic_scale)
     assert np.isfinite(scale) and scale > 0
+    # The loss scale did not skip every step: each player's weights moved.
+    for p in gan.players:
+        assert any(not np.array_equal(a, b) for a, b in zip(before[p], _values(gan.player_variables(p)))), p
 
 
 def test_float32_compile_keeps_the_optimizers_as_given():
