@@ -7,7 +7,9 @@ process), alternating over --rounds so that machine noise hits all alike:
   `+xla`: with `jit_compile=True`; `+speN`: with `steps_per_execution=N` (fit runs
   N steps per call; TensorFlow and JAX only, Keras refuses it on PyTorch);
 - plain/tensorflow: the same Keras networks in a `tf.function` + `GradientTape`
-  loop, as keras-io's DCGAN example does;
+  loop, as keras-io's DCGAN example does; `+loopN`: a `tf.function` that runs N
+  such steps in a loop per call (the plain counterpart of `steps_per_execution=N`,
+  to which alone `zoo/tensorflow+speN` is compared);
 - plain/torch: the same architecture as `torch.nn` modules and `torch.optim.Adam`,
   as PyTorch-GAN does (NCHW, the layout torch prefers), with Keras's batch-norm
   settings (momentum 0.99, i.e. torch's 0.01, and epsilon 1e-3) and Adam epsilon.
@@ -18,7 +20,19 @@ fixed batch, so only training is timed. Each step is timed on its own (ended
 by reading its loss, which waits for it on every backend) and the figure is
 1 / median step time: the machines here are shared, and a median ignores the
 steps another tenant slowed down, where a total time does not. With
-steps_per_execution N, one time is taken per N steps and counts N times.
+steps_per_execution N (or a plain loop of N), one time is taken per N steps and
+counts N times.
+
+Ratios. Each round runs every runner once, one after another, so the machine's
+load at that moment hits the runners of one round alike. The zoo/plain ratios
+are taken within each round (zoo/tensorflow : plain/tensorflow,
+zoo/tensorflow+speN : plain/tensorflow+loopN, zoo/torch : plain/torch, and the
+fastest zoo runner : the fastest plain one) and the figure is the median of the
+per-round ratios, printed with each round's; a steps/s figure is the median of
+its rounds'. A pooled ratio (all rounds' steps in one median) would be carried by
+whichever round was disturbed most. Each worker also reports the steps it ran:
+the model's own `optimizer.iterations` for the zoo, the loop's count for the
+plain loops, beside the steps asked.
 The machine's load average is printed with each result: on a shared 2-core
 machine a busy neighbour slows the multi-threaded kernels of every runner, and
 PyTorch's most of all.
@@ -39,6 +53,7 @@ before and after a change, side by side in one run.
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -47,7 +62,7 @@ import time
 BATCH, LATENT = 64, 100
 RUNNERS = [
     "zoo/tensorflow", "zoo/tensorflow+spe10", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch",
-    "plain/tensorflow", "plain/torch",
+    "plain/tensorflow", "plain/tensorflow+loop10", "plain/torch",
 ]
 
 
@@ -78,11 +93,13 @@ def run_zoo(steps, warmup, jit_compile, steps_per_execution=1):
 
     k = steps_per_execution
     warm, timed = -(-warmup // k), -(-steps // k)
-    gan.fit(ds, steps_per_epoch=(warm + timed + 1) * k, epochs=1, verbose=0, callbacks=[Stamp()])
-    return [dt / k for dt in np.diff(stamps[warm:]) for _ in range(k)]
+    asked = (warm + timed + 1) * k
+    gan.fit(ds, steps_per_epoch=asked, epochs=1, verbose=0, callbacks=[Stamp()])
+    ran = int(keras.ops.convert_to_numpy(gan.optimizer.iterations))
+    return [dt / k for dt in np.diff(stamps[warm:]) for _ in range(k)], asked, ran
 
 
-def run_plain_tf(steps, warmup):
+def run_plain_tf(steps, warmup, loop=1):
     import keras
     import tensorflow as tf
 
@@ -110,17 +127,33 @@ def run_plain_tf(steps, warmup):
         return d_loss, g_loss
 
     real = tf.random.uniform((BATCH, 28, 28, 1), -1, 1)
-    return _time_steps(lambda: float(train_step(real)[0]), steps, warmup)
+    if loop == 1:
+        return _time_steps(lambda: float(train_step(real)[0]), steps, warmup)
+
+    @tf.function
+    def train_steps(real):  # `loop` steps per call, as steps_per_execution does
+        d_loss = tf.constant(0.0)
+        for _ in tf.range(loop):
+            d_loss, _ = train_step(real)
+        return d_loss
+
+    k = loop
+    secs, asked, ran = _time_steps(lambda: float(train_steps(real)), -(-steps // k), -(-warmup // k))
+    return [dt / k for dt in secs for _ in range(k)], asked * k, ran * k
 
 
 def _time_steps(step, steps, warmup):
+    """(per-call seconds, calls asked, calls made) of `step`, after `warmup` calls."""
+    ran = 0
     for _ in range(warmup):
         step()
+        ran += 1
     stamps = [time.perf_counter()]
     for _ in range(steps):
         step()
+        ran += 1
         stamps.append(time.perf_counter())
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    return [b - a for a, b in zip(stamps, stamps[1:])], warmup + steps, ran
 
 
 def run_plain_torch(steps, warmup):
@@ -206,7 +239,10 @@ def worker(runner, steps, warmup, threads=None):
         spe = next((int(f[3:]) for f in flags if f.startswith("spe")), 1)
         jit = ("xla" in flags) if backend == "tensorflow" else "auto"
         return run_zoo(steps, warmup, jit_compile=jit, steps_per_execution=spe)
-    return run_plain_tf(steps, warmup) if runner == "plain/tensorflow" else run_plain_torch(steps, warmup)
+    if backend == "tensorflow":
+        loop = next((int(f[4:]) for f in flags if f.startswith("loop")), 1)
+        return run_plain_tf(steps, warmup, loop)
+    return run_plain_torch(steps, warmup)
 
 
 def load_average():
@@ -229,7 +265,8 @@ def main():
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps({"step_seconds": worker(args.worker, args.steps, args.warmup, args.threads)}))
+        secs, asked, ran = worker(args.worker, args.steps, args.warmup, args.threads)
+        print(json.dumps({"step_seconds": secs, "steps_asked": asked, "steps_run": ran}))
         return
 
     runners = args.runners.split(",")
@@ -239,9 +276,12 @@ def main():
         trees = {f"{label}:{r}": os.path.abspath(args.compare_with) for r in runners if r.startswith("zoo/")}
         runners = [x for r in runners for x in ([f"{label}:{r}"] if r.startswith("zoo/") else []) + [r]]
     width = max(len(r) for r in runners)
-    results = {r: [] for r in runners}
+    print("command: python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
+    print(f"commit: {git_commit()}", flush=True)
+    per_round = []  # per round: runner -> steps/s
     loads = []
     for rnd in range(args.rounds):
+        speeds = {}
         for r in runners:
             env = dict(os.environ, KERAS_BACKEND=backend_of(r), TF_CPP_MIN_LOG_LEVEL="3")
             if r in trees:
@@ -253,33 +293,66 @@ def main():
                 env=env, capture_output=True, text=True, check=True,
             )
             loads += [before, load_average()]
-            secs = json.loads(out.stdout.strip().splitlines()[-1])["step_seconds"]
-            results[r].extend(secs)
-            print(f"round {rnd + 1} {r:<{width}} {1 / statistics.median(secs):6.2f} steps/s "
-                  f"(mean {len(secs) / sum(secs):6.2f})  load {loads[-2]:.1f}-{loads[-1]:.1f}", flush=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            secs = res["step_seconds"]
+            speeds[r] = 1 / statistics.median(secs)
+            print(f"round {rnd + 1} {r:<{width}} {speeds[r]:6.2f} steps/s "
+                  f"(mean {len(secs) / sum(secs):6.2f}; steps asked {res['steps_asked']}, "
+                  f"run {res['steps_run']} by the {'model' if 'zoo/' in r else 'loop'}'s count)  "
+                  f"load {loads[-2]:.1f}-{loads[-1]:.1f}", flush=True)
+        per_round.append(speeds)
 
-    med = {r: 1.0 / statistics.median(v) for r, v in results.items()}
-    print(f"\nDCGAN 28x28x1, batch {BATCH}: steps/s = 1 / median step time, "
-          f"{args.rounds} rounds x {args.steps} steps, interleaved, "
+    print(f"\nDCGAN 28x28x1, batch {BATCH}: steps/s = 1 / median step time in a round, median over "
+          f"{args.rounds} interleaved rounds x {args.steps} timed steps, "
           f"{f'{args.threads} thread(s) per framework' if args.threads else 'default threads'}; "
           f"load average {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} CPUs")
     for r in runners:
-        print(f"  {r:<{width}} {med[r]:6.2f}")
-    plain = {r: v for r, v in med.items() if r.startswith("plain/")}
-    for prefix in sorted({r.rsplit("zoo/", 1)[0] for r in med if "zoo/" in r}, key=len):
-        zoo = {r: v for r, v in med.items() if r.startswith(prefix + "zoo/")}
-        _ratios(zoo, plain, med)
+        rounds = [s[r] for s in per_round]
+        print(f"  {r:<{width}} {statistics.median(rounds):6.2f}   rounds: " + ", ".join(f"{v:.2f}" for v in rounds))
+    for prefix in sorted({r.rsplit("zoo/", 1)[0] for r in runners if "zoo/" in r}, key=len):
+        _ratios(prefix, per_round)
 
 
-def _ratios(zoo, plain, med):
-    if plain and zoo:
-        best_plain = max(plain.values())
-        print(f"\n  zoo's fastest ({max(zoo, key=zoo.get)}) / fastest plain loop "
-              f"({max(plain, key=plain.get)}): {max(zoo.values()) / best_plain:.3f}x (target >= 1.0)")
-        for r, v in zoo.items():
-            own = med.get("plain/" + backend_of(r))
-            if own:
-                print(f"  {r} / plain/{backend_of(r)}: {v / own:.3f}x (target >= 0.85)")
+def counterpart(zoo_runner):
+    """The plain loop a zoo runner is compared with, or None: the same framework
+    and the same steps per call (speN <-> loopN); XLA and JAX have none."""
+    backend, *flags = zoo_runner.split("zoo/", 1)[1].split("+")
+    spe = [f for f in flags if f.startswith("spe")]
+    if backend == "tensorflow" and not [f for f in flags if not f.startswith("spe")]:
+        return "plain/tensorflow" + (f"+loop{spe[0][3:]}" if spe else "")
+    if backend == "torch" and not flags:
+        return "plain/torch"
+    return None
+
+
+def _ratios(prefix, per_round):
+    def line(label, ratios, target):
+        print(f"  {label}: median {statistics.median(ratios):.3f}x   rounds: "
+              + ", ".join(f"{v:.3f}" for v in ratios) + f"   (target >= {target})")
+
+    zoo = [r for r in per_round[0] if r.startswith(prefix + "zoo/")]
+    plain = [r for r in per_round[0] if r.startswith("plain/")]
+    if not zoo or not plain:
+        return
+    print()
+    line(f"fastest {prefix}zoo runner / fastest plain loop, per round",
+         [max(s[r] for r in zoo) / max(s[r] for r in plain) for s in per_round], 1.0)
+    for r in zoo:
+        own = counterpart(r)
+        if own in per_round[0]:
+            line(f"{r} / {own}", [s[r] / s[own] for s in per_round], 0.85)
+
+
+def git_commit():
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zoo", "bench/throughput.py"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return head + (" (with uncommitted changes to zoo/ or this script)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 if __name__ == "__main__":
