@@ -5,8 +5,9 @@
 Figures, by model:
 - generators (GAN, VAE, VAE-GAN, AVB): the Parzen-window log-likelihood of the
   test images (Goodfellow et al.'s protocol: sigma chosen on 1,000 held-out
-  training images, mean and standard error over the test images, pixels in
-  [0, 1]) and the domain FID / KID against the test images, in the features of
+  training images, train[50000:51000] for MNIST recipes, which train on
+  train[:50000]; a preset trained on the whole train split says so; mean and
+  standard error over the test images, pixels in [0, 1]) and the domain FID / KID against the test images, in the features of
   the bundled classifier of the data set (comparable within this zoo, not with
   Inception-FID in papers);
 - VAE and AVB: the AIS log-likelihood (Wu et al. 2017) of test images, and the
@@ -73,8 +74,24 @@ def loglik_module():
     return loglik
 
 
-def measure(model, dataset, data_path=None, quick=False, seed=0, log=print):
-    """{figure name: {"value", "how", ...}} for `model` on `dataset` ("mnist" or "cifar10")."""
+def sigma_images(x_train, train_images):
+    """(images Parzen's sigma is chosen on, how to say so). Held out when the model
+    trained on train[:train_images] only (Goodfellow et al.: train[50000:51000]);
+    otherwise a seeded subset of images the model trained on, and said so."""
+    from zoo import data as zdata
+
+    n = len(x_train)
+    if train_images is not None and train_images + VALID_N <= n:
+        return (x_train[train_images: train_images + VALID_N],
+                f"train[{train_images}:{train_images + VALID_N}], held out (the model trained on "
+                f"train[:{train_images}])")
+    return (x_train[zdata.holdout(n, VALID_N, seed=0)[0]],
+            f"{VALID_N} training images (not held out: the model trained on the whole train split)")
+
+
+def measure(model, dataset, data_path=None, quick=False, seed=0, log=print, train_images=None):
+    """{figure name: {"value", "how", ...}} for `model` on `dataset` ("mnist" or "cifar10").
+    `train_images`: the model trained on train[:train_images] (None: all of it)."""
     from zoo import data as zdata
     from zoo.models import AVB, DSHGAN, VAE, VAEGAN
 
@@ -85,7 +102,7 @@ def measure(model, dataset, data_path=None, quick=False, seed=0, log=print):
     figures = {}
     x_train, _, _ = zdata.load_arrays(data_path, "train")
     x_test, _, _ = zdata.load_arrays(data_path, "test")
-    valid = x_train[zdata.holdout(len(x_train), VALID_N, seed=0)[0]]
+    valid, valid_how = sigma_images(x_train, train_images)
     unit = lambda a: a.astype("float32") / 255.0  # noqa: E731
 
     # Parzen window on generated samples.
@@ -98,7 +115,7 @@ def measure(model, dataset, data_path=None, quick=False, seed=0, log=print):
                         unit(valid).reshape(len(valid), -1))
     figures["parzen_log_likelihood"] = _figure(
         p["mean"], f"Gaussian Parzen window on {len(samples)} samples (seed {seed}), sigma {p['sigma']:.4g} "
-        f"chosen from logspace(-1, 0, 10) on {VALID_N} held-out training images, mean over {len(test)} "
+        f"chosen from logspace(-1, 0, 10) on {valid_how}, mean over {len(test)} "
         f"{dataset} test images, pixels in [0, 1], nats", std_error=p["std_error"])
     log(f"parzen {figures['parzen_log_likelihood']['value']} ({time.monotonic() - start:.0f} s)")
 
@@ -245,7 +262,8 @@ def main(argv=None):
     if not hasattr(model, "players"):
         sys.exit("error: this preset is not a zoo model (a classifier?); nothing to evaluate here.")
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    figures = measure(model, dataset, args.data, quick=args.quick, log=log)
+    train_images = meta.get("training", {}).get("train_images")  # None: the whole train split
+    figures = measure(model, dataset, args.data, quick=args.quick, log=log, train_images=train_images)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:

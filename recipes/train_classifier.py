@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 
+from recipes.train import data_record  # the file's name and sha256, not its path
 from zoo import data as zdata
 from zoo.models import blocks
 from zoo.metrics.fid import SAVED_MODELS
@@ -63,7 +64,7 @@ def main(argv=None):
     tmp.mkdir(parents=True, exist_ok=True)
     model.save(tmp / "classifier.keras")
     meta = {
-        "dataset": args.dataset, "data": str(args.data), "split": "train (all) / test (all)",
+        "dataset": args.dataset, "data": data_record(args.data), "split": "train (all) / test (all)",
         "test_accuracy": round(float(acc), 4), "epochs": args.epochs,
         "feature_layer": "features", "feature_dim": int(model.get_layer("features").units),
         "value_range": [-1.0, 1.0], "train_seconds": round(time.monotonic() - start, 1),

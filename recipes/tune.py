@@ -137,6 +137,7 @@ def _write_best(tuner, args, argv):
     if args.write_best:
         _save_atomically(model, args.write_best)
     if args.write_preset:
+        from recipes.train import data_record
         from zoo import save_preset
 
         trial = tuner.oracle.get_best_trials(1)[0]
@@ -147,7 +148,7 @@ def _write_best(tuner, args, argv):
         meta = {
             "description": f"{args.model}: the best of a {args.tuner} search ({len(tuner.oracle.trials)} trials)",
             "dataset": DATASETS.get(shape, str(args.data)),
-            "data": str(args.data),
+            "data": data_record(args.data),  # the file's name and sha256, not its path
             "split": "train split, less the held-out validation images the objective is measured on",
             "command": command,
             "hyperparameters": trial.hyperparameters.values,

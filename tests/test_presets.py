@@ -296,6 +296,31 @@ def test_bundled_preset_loads_and_produces_documented_outputs(name):
     check_outputs(model)
 
 
+def _strings(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_bundled_metadata_records_the_data_by_name_and_checksum_not_by_path():
+    folders = sorted((ROOT / "saved_models").glob("*/metadata.json"))
+    assert folders
+    for path in folders:
+        meta = json.loads(path.read_text())
+        data = meta.get("data")
+        assert isinstance(data, dict) and "/" not in data.get("name", "/"), f"{path}: data {data!r}"
+        assert re.fullmatch(r"[0-9a-f]{64}", data.get("sha256", "")), f"{path}: data {data!r}"
+        # No absolute path of the machine it was trained on, anywhere.
+        for text in _strings(meta):
+            assert not re.search(r"(^|[\s='\"])(/|[A-Za-z]:\\)(work|home|root|tmp|Users|mnt)\b", text), \
+                f"{path}: {text!r}"
+
+
 @pytest.mark.parametrize("name", [n for n in sorted(presets.list_presets()) if n.startswith("classifier_")])
 def test_bundled_classifier_accuracy_on_a_test_subset_agrees_with_metadata(name):
     from zoo import data
@@ -366,3 +391,22 @@ def test_bundled_dshgan_check_map_agrees_with_metadata(name, cifar_path):
     # The same computation on another backend: a code bit whose unit sits at 0.5
     # within float error can flip; 0.01 of MAP allows a few such flips.
     assert abs(got - expected) <= 0.01, (got, expected)
+
+
+def test_parzen_sigma_is_chosen_on_held_out_images_only_when_the_recipe_held_them_out():
+    from recipes.evaluate import VALID_N, sigma_images
+    from recipes.train import RECIPES
+
+    x = np.arange(60000)[:, None]  # row i holds i: the rows chosen are readable
+    held, how = sigma_images(x, 50000)
+    assert held[:, 0].tolist() == list(range(50000, 50000 + VALID_N))
+    assert "held out" in how and "train[50000:51000]" in how and "not held out" not in how
+    # A model trained on the whole split: the images are training images, and said so.
+    seen, how = sigma_images(x, None)
+    assert len(seen) == VALID_N and "not held out" in how
+    # The negative control: a prefix that leaves fewer than VALID_N images is no hold-out.
+    assert "not held out" in sigma_images(x, 59500)[1]
+    # Every MNIST generator recipe trains on Goodfellow et al.'s train[:50000].
+    for name, recipe in RECIPES.items():
+        if recipe.dataset == "mnist":
+            assert recipe.train_images == 50000 and "train[:50000]" in recipe.split, name
