@@ -59,6 +59,10 @@ import subprocess
 import sys
 import time
 
+# The checkout's zoo when it is not installed; appended, so that --compare-with's
+# PYTHONPATH (another tree's zoo) still comes first.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 BATCH, LATENT = 64, 100
 RUNNERS = [
     "zoo/tensorflow", "zoo/tensorflow+spe10", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch",
