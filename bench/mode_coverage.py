@@ -18,16 +18,18 @@ error if they differ. The JSON records the command line and the git commit.
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import keras
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's zoo, when not installed
 
-from zoo.data import toy
-from zoo.models import GAN, blocks
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from provenance import git_commit  # noqa: E402  (bench/provenance.py)
+from zoo.data import toy  # noqa: E402
+from zoo.models import GAN, blocks  # noqa: E402
 
 
 def batches(x, batch, seed):
@@ -64,16 +66,6 @@ def train(mixture, loss, seed, steps, batch=256, latent=16):
     return covered, quality, counted
 
 
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zoo", "bench/mode_coverage.py"],
-                               capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-        return out + (" (with uncommitted changes to zoo/ or this script)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main():
@@ -83,7 +75,7 @@ def main():
     p.add_argument("--out", default="bench/out/mode_coverage.json")
     args = p.parse_args()
     command = f"KERAS_BACKEND={keras.backend.backend()} python " + shlex.join(sys.argv)
-    commit = git_commit()
+    commit = git_commit(__file__)
     print(f"command: {command}\ncommit: {commit}", flush=True)
     rows = []
     for mixture, n_modes in (("ring", 8), ("grid", 25)):

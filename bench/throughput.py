@@ -63,6 +63,8 @@ import time
 # PYTHONPATH (another tree's zoo) still comes first.
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from provenance import git_commit  # noqa: E402  (bench/provenance.py)
+
 BATCH, LATENT = 64, 100
 RUNNERS = [
     "zoo/tensorflow", "zoo/tensorflow+spe10", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch",
@@ -281,7 +283,7 @@ def main():
         runners = [x for r in runners for x in ([f"{label}:{r}"] if r.startswith("zoo/") else []) + [r]]
     width = max(len(r) for r in runners)
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
-    print(f"commit: {git_commit()}", flush=True)
+    print(f"commit: {git_commit(__file__)}", flush=True)
     per_round = []  # per round: runner -> steps/s
     loads = []
     for rnd in range(args.rounds):
@@ -347,16 +349,6 @@ def _ratios(prefix, per_round):
             line(f"{r} / {own}", [s[r] / s[own] for s in per_round], 0.85)
 
 
-def git_commit():
-    try:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zoo", "bench/throughput.py"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        return head + (" (with uncommitted changes to zoo/ or this script)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":

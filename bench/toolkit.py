@@ -29,7 +29,6 @@ own optimizer iteration count.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
+from provenance import git_commit  # noqa: E402  (bench/provenance.py)
 from zoo import data as zdata  # noqa: E402
 from zoo.metrics.fid import FeatureExtractor, frechet_distance, kernel_distance, statistics  # noqa: E402
 from zoo.visualize import save_image_grid  # noqa: E402
@@ -61,14 +60,6 @@ ROWS = {
 }
 
 
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zoo", "bench/toolkit.py"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes in zoo/ or bench/toolkit.py)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def build(dataset, row, seed):
@@ -130,7 +121,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     results = {
         "command": " ".join(["python", *sys.argv]) if argv is None else "main(" + repr(argv) + ")",
-        "commit": git_commit(), "backend": keras.backend.backend(), "keras": keras.__version__,
+        "commit": git_commit(__file__), "backend": keras.backend.backend(), "keras": keras.__version__,
         "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "val": args.val,
         "samples": args.samples, "rows": {r: ROWS[r] for r in rows}, "datasets": {},
     }

@@ -7,9 +7,9 @@ Figures, by model:
   test images (Goodfellow et al.'s protocol: sigma chosen on 1,000 held-out
   training images, train[50000:51000] for MNIST recipes, which train on
   train[:50000]; a preset trained on the whole train split says so; mean and
-  standard error over the test images, pixels in [0, 1]) and the domain FID / KID against the test images, in the features of
-  the bundled classifier of the data set (comparable within this zoo, not with
-  Inception-FID in papers);
+  standard error over the test images, pixels in [0, 1]) and the domain FID /
+  KID against the test images, in the features of the bundled classifier of
+  the data set (comparable within this zoo, not with Inception-FID in papers);
 - VAE and AVB: the AIS log-likelihood (Wu et al. 2017) of test images, and the
   VAE's IWAE bound, from `zoo.metrics.loglik` (left out, and said so, where that
   module is missing); VAE and VAE-GAN: the reconstruction MSE;

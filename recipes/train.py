@@ -40,6 +40,8 @@ from zoo import data as zdata
 from zoo.callbacks import LossHistory, SampleGrid, StepLimit, StopOnNaN, TimeLimit, TrainingDiverged
 from zoo.visualize import save_image_grid
 
+from recipes.evaluate import VALID_N  # the held-out images Parzen's sigma is chosen on
+
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
 
 
@@ -68,14 +70,16 @@ def _gan_opts(lr=2e-4):
     return lambda: dict(d_optimizer=adam(lr), g_optimizer=adam(lr))
 
 
-# Goodfellow et al.'s MNIST protocol: train on train[:50000], choose Parzen's sigma
-# on train[50000:51000]; CIFAR-10 holds out its last 5,000 training images alike.
-MNIST_SPLIT = dict(train_images=50000,
-                   split="train[:50000] for training; train[50000:] held out (Parzen's sigma chosen on "
-                         "train[50000:51000], Goodfellow et al.'s protocol); test split for the figures")
-CIFAR_SPLIT = dict(train_images=45000,
-                   split="train[:45000] for training; train[45000:] held out (Parzen's sigma chosen on "
-                         "train[45000:46000]); test split for the figures")
+def _held_out(n, training=None):
+    """Recipe fields: train on train[:n], hold out the rest; Parzen's sigma is then
+    chosen on the first VALID_N held-out images (recipes.evaluate.sigma_images)."""
+    training = training or f"train[:{n}] for training"
+    return dict(train_images=n, split=f"{training}; train[{n}:] held out (Parzen's sigma chosen on "
+                                      f"train[{n}:{n + VALID_N}]); test split for the figures")
+
+
+MNIST_SPLIT = _held_out(50000)  # Goodfellow et al.'s MNIST protocol
+CIFAR_SPLIT = _held_out(45000)  # CIFAR-10's last 5,000 training images held out alike
 
 
 def _vaegan_opts(lr=3e-4):
@@ -142,10 +146,9 @@ RECIPES = {
                                         adaptive_contrast=True, num_basis=8, noise_hidden=(64, 64), seed=s),
         # T at twice the encoder's rate, as in the authors' code.
         lambda: dict(T_optimizer=adam(6e-4), vae_optimizer=adam(3e-4)),
-        data="binarised", value_range=(0.0, 1.0), train_images=50000,
-        split="train[:50000], binarised afresh each time an image is drawn (pixel on with probability "
-              "its grey level), for training; train[50000:] held out (Parzen's sigma chosen on "
-              "train[50000:51000]); test split for the figures"),
+        data="binarised", value_range=(0.0, 1.0),
+        **_held_out(50000, "train[:50000], binarised afresh each time an image is drawn (pixel on with "
+                           "probability its grey level), for training")),
     "dshgan_cifar10_12bit": _dshgan(12),
     "dshgan_cifar10_48bit": _dshgan(48),
 }

@@ -74,9 +74,9 @@ def trained_t():
 
 def test_trained_adversary_estimates_the_kl(trained_t):
     # Tolerances, from runs of this setup (seeds 3 and 5 on TF, JAX and torch):
-    # T is a 64x64 MLP (ELU) fitted by logistic regression; per point, E_q[T] came within 0.11 nats of KLs of
-    # 0.23 to 1.54 nats, pointwise errors had median <= 0.13 and 90% quantile
-    # <= 0.25. The Monte Carlo error of 4,000 draws is ~0.02-0.04. A trivial T
+    # T is a 64x64 MLP (ELU) fitted by logistic regression; per point, E_q[T]
+    # came within 0.11 nats of KLs of 0.23 to 1.54 nats, pointwise errors had
+    # median <= 0.13 and 90% quantile <= 0.25. The Monte Carlo error of 4,000 draws is ~0.02-0.04. A trivial T
     # (its learned part 0, only the fixed 1/2 ||z||^2) is 0.72-1.12 nats off
     # per point and fails every bound below: asserted as the negative control.
     rng = np.random.default_rng(0)
