@@ -56,9 +56,9 @@ class BasisVAE(AVB):
         return rec + kl, (rec, kl)
 
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         loss, (rec, kl) = self.update("vae", lambda: self.vae_loss(x))
-        return self._track(loss=loss, reconstruction=rec, kl=kl, t_loss=0.0)
+        return self.track(loss=loss, reconstruction=rec, kl=kl, t_loss=0.0)
 
 
 class Budget(keras.callbacks.Callback):

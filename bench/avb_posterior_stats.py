@@ -34,7 +34,7 @@ def main():
         terms = model.evaluate(x_eval, batch_size=250, verbose=0, return_dict=True)
         row = {"model": Path(path).name, **{k: round(float(v), 2) for k, v in terms.items()}}
         if isinstance(model, AVB):
-            z = model.encode(x_shape, n_samples=args.draws, seed=0)  # (n, draws, latent)
+            z = model.sample_posterior(x_shape, n_samples=args.draws, seed=0)  # (n, draws, latent)
             centred = z - z.mean(1, keepdims=True)
             var = (centred**2).mean(1)
             row["sd_per_latent"] = [round(float(v), 3) for v in np.sqrt(var).mean(0)]

@@ -27,9 +27,9 @@ class TOnly(AVB):
     """AVB whose training step moves T alone (the encoder and decoder stay frozen)."""
 
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         t_loss, _ = self.update("T", lambda: self.adversary_loss(x))
-        return self._track(t_loss=t_loss)
+        return self.track(t_loss=t_loss)
 
 
 def main():

@@ -100,10 +100,10 @@ def train(model, kind, args):
 def posterior_samples(model, kind, n, seed):
     """(4, n, 2) samples of q(z|x) per data point."""
     if kind == "vae":
-        mu, log_var = model.encode(ONE_HOT)
+        mu, log_var = model.posterior(ONE_HOT)
         eps = np.random.default_rng(seed).standard_normal((4, n, 2))
         return mu[:, None] + np.exp(0.5 * log_var)[:, None] * eps
-    return model.encode(ONE_HOT, n_samples=n, seed=seed)
+    return model.sample_posterior(ONE_HOT, n_samples=n, seed=seed)
 
 
 def plot(samples, rows, path):

@@ -48,7 +48,7 @@ def train(mixture, loss, seed, steps, batch=256, latent=16):
     gan = GAN(
         blocks.mlp(latent, 2, hidden=(128, 128, 128), name="g"),
         blocks.mlp(2, 1, hidden=(128, 128, 128), name="d"),
-        generator_loss=loss, data_range=None, seed=seed,
+        gan_loss=loss, data_range=None, seed=seed,
     )
     gan.compile(
         d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),

@@ -47,7 +47,7 @@ def main():
     for name in args.models.split(","):
         keras.utils.set_random_seed(0)
         gan = MODELS[name]()
-        ds = zdata.make_dataset(x[:50000], batch_size=args.batch_size, value_range=gan.data_range, seed=0)
+        ds = zdata.make_dataset(x[:50000], batch_size=args.batch_size, data_range=gan.data_range, seed=0)
         gan.compile(
             d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
             g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),

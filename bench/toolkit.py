@@ -47,7 +47,7 @@ from zoo.visualize import save_image_grid  # noqa: E402
 
 DATA = {"mnist": ("mnist.npz", (28, 28, 1)), "cifar10": ("cifar10.zip", (32, 32, 3))}
 EMA = dict(ema_decay=0.995, ema_warmup=True)
-SN_HINGE = dict(spectral_norm=True, generator_loss="hinge")
+SN_HINGE = dict(spectral_norm=True, gan_loss="hinge")
 DIFF_AUGMENT = dict(diff_augment="color,translation,cutout")
 R1 = dict(r1_gamma=1.0)
 ROWS = {

@@ -62,7 +62,7 @@ def main():
             model.compile(optimizer=opt())
         else:
             model.compile(enc_optimizer=opt(), dec_optimizer=opt(), dis_optimizer=opt())
-        ds = zdata.make_dataset(x, batch_size=args.batch_size, value_range=(-1, 1), seed=0)
+        ds = zdata.make_dataset(x, batch_size=args.batch_size, data_range=(-1, 1), seed=0)
         start = time.monotonic()
         model.fit(ds, epochs=1000, callbacks=[TimeLimit(args.minutes)], verbose=0)
         minutes = (time.monotonic() - start) / 60

@@ -11,8 +11,8 @@ Figures, by model:
   KID against the test images, in the features of the bundled classifier of
   the data set (comparable within this zoo, not with Inception-FID in papers);
 - VAE and AVB: the AIS log-likelihood (Wu et al. 2017) of test images, and the
-  VAE's IWAE bound, from `zoo.metrics.loglik` (left out, and said so, where that
-  module is missing); VAE and VAE-GAN: the reconstruction MSE;
+  VAE's IWAE bound, from `zoo.metrics.loglik`; VAE and VAE-GAN: the
+  reconstruction MSE;
 - DSH-GAN: MAP over the whole database and precision within Hamming radius 2 on
   the seeded CIFAR-10 protocol (`zoo.data.cifar10_hashing_split`).
 
@@ -66,14 +66,6 @@ def generated_images(model, n, seed=0):
     return model.generate(n, seed=seed)
 
 
-def loglik_module():
-    try:
-        from zoo.metrics import loglik
-    except ImportError:
-        return None
-    return loglik
-
-
 def sigma_images(x_train, train_images):
     """(images Parzen's sigma is chosen on, how to say so). Held out when the model
     trained on train[:train_images] only (Goodfellow et al.: train[50000:51000]);
@@ -93,17 +85,18 @@ def measure(model, dataset, data_path=None, quick=False, seed=0, log=print, trai
     """{figure name: {"value", "how", ...}} for `model` on `dataset` ("mnist" or "cifar10").
     `train_images`: the model trained on train[:train_images] (None: all of it)."""
     from zoo import data as zdata
-    from zoo.models import AVB, DSHGAN, VAE, VAEGAN
+    from zoo.data import ranges
+    from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Hasher
 
     size = SIZES["quick" if quick else "full"]
     data_path = Path(data_path) if data_path else default_data(dataset)
-    if isinstance(model, DSHGAN):
+    if isinstance(model, Hasher):
         return _measure_hashing(model, data_path, size, log)
     figures = {}
     x_train, _, _ = zdata.load_arrays(data_path, "train")
     x_test, _, _ = zdata.load_arrays(data_path, "test")
     valid, valid_how = sigma_images(x_train, train_images)
-    unit = lambda a: a.astype("float32") / 255.0  # noqa: E731
+    unit = ranges.pixels_to_unit
 
     # Parzen window on generated samples.
     from zoo.metrics.parzen import parzen_estimate
@@ -134,15 +127,40 @@ def measure(model, dataset, data_path=None, quick=False, seed=0, log=print, trai
     figures["kid"] = _figure(f["kid"], how + "; KID mean over 100 subsets", std=f["kid_std"])
     log(f"fid {figures['fid']['value']} ({time.monotonic() - start:.0f} s)")
     figures.update(inception_figures(fake, test, dataset, log))
+    figures.update(class_figures(model, dataset, size["fid_n"]))
 
-    if isinstance(model, (VAE, VAEGAN)):
+    if isinstance(model, Autoencoder) and model.likelihood == "gaussian":
         test = x_test[_seeded_subset(len(x_test), min(n, 2000), 2)]
         mse = float(np.mean((model.reconstruct(test) - unit(test)) ** 2))
         figures["reconstruction_mse"] = _figure(
             mse, f"mean squared error of Dec(mu(x)) on {len(test)} {dataset} test images, pixels in [0, 1]")
 
-    if isinstance(model, (VAE, AVB)):
+    if isinstance(model, ExplicitLikelihood):
         figures.update(_measure_loglik(model, x_test, dataset, size, log))
+    return figures
+
+
+COVERAGE_SEED = 12345  # the samples behind #23's class-coverage bars
+
+
+def class_figures(model, dataset, n):
+    """Class coverage of n samples (seed 12345) read by the bundled classifier: the
+    largest class share, the class entropy and, for a conditional generator, the
+    label agreement (zoo.metrics.coverage)."""
+    from zoo.metrics.coverage import generator_coverage
+
+    c = generator_coverage(model, dataset, n=n, seed=COVERAGE_SEED)
+    how = (f"{c['n']} samples (seed {COVERAGE_SEED}{', balanced labels' if 'label_agreement' in c else ''}) "
+           f"classified by the bundled {dataset} classifier (saved_models/classifier_{dataset})")
+    figures = {
+        "max_class_share": _figure(c["max_share"], f"largest share of one class (class {c['max_class']}); {how}",
+                                   shares=c["shares"]),
+        "class_entropy_bits": _figure(c["entropy_bits"], f"entropy of the class shares, bits (log2 10 = 3.32 "
+                                      f"uniform); {how}"),
+    }
+    if "label_agreement" in c:
+        figures["label_agreement"] = _figure(c["label_agreement"],
+                                             f"share of samples read as the label they were drawn for; {how}")
     return figures
 
 
@@ -165,14 +183,12 @@ def inception_figures(fake, test, dataset, log=print):
 
 
 def _measure_loglik(model, x_test, dataset, size, log):
+    from zoo.data import ranges
+    from zoo.metrics import loglik
     from zoo.models import VAE
 
-    loglik = loglik_module()
-    if loglik is None:
-        log("zoo.metrics.loglik is not available: the log-likelihood figures are left out")
-        return {"log_likelihood": {"value": None, "how": "not measured: zoo.metrics.loglik was not available"}}
     idx = _seeded_subset(len(x_test), size["loglik_n"], 3)
-    x = x_test[idx].astype("float32") / 255.0
+    x = ranges.pixels_to_unit(x_test[idx])
     space = "the model's data space"
     if getattr(model, "likelihood", None) == "bernoulli":
         # Binarised test images: one seeded draw (pixel on with its grey level).
@@ -190,7 +206,7 @@ def _measure_loglik(model, x_test, dataset, size, log):
         f"chains, {size['ais_leapfrog']} leapfrog steps, on {len(x)} {dataset} test images, {space}, "
         "nats per image (a stochastic lower bound)", std_error=ais.std(ddof=1) / np.sqrt(len(ais)))
     log(f"ais {out['ais_log_likelihood']['value']} ({time.monotonic() - start:.0f} s)")
-    if isinstance(model, VAE):
+    if isinstance(model, VAE):  # IWAE needs q(z|x)'s density: the VAE's Gaussian
         iw = loglik.iwae_log_likelihood(model, x, num_samples=size["iwae_samples"], seed=0)
         out["iwae_log_likelihood"] = _figure(
             iw.mean(), f"IWAE bound with K={size['iwae_samples']} on the same {len(x)} test images, {space}, nats",

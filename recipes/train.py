@@ -38,6 +38,7 @@ import numpy as np
 import zoo
 from zoo import data as zdata
 from zoo.callbacks import LossHistory, SampleGrid, StepLimit, StopOnNaN, TimeLimit, TrainingDiverged
+from zoo.models.capabilities import Autoencoder
 from zoo.visualize import save_image_grid
 
 from recipes.evaluate import VALID_N  # the held-out images Parzen's sigma is chosen on
@@ -56,7 +57,7 @@ class Recipe:
     build: callable  # seed -> model
     optimizers: callable  # () -> compile keywords
     data: str = "images"  # "images", "labelled", "binarised" or "hashing"
-    value_range: tuple = (-1.0, 1.0)
+    data_range: tuple = (-1.0, 1.0)  # the model's; zoo.data scales the images to it
     phases: tuple = (None,)  # DSH-GAN: ("pretrain", "hash")
     labelled_share: tuple = (0.5,)  # "hashing" data: share of a batch labelled, per phase
     # Leading training images trained on; the rest of the train split is held
@@ -115,7 +116,7 @@ RECIPES = {
         # The EMA of G removes the last iterate's speckle noise (a 10,000-step trial's samples), which
         # Parzen's estimate punishes; the raw G is kept beside it (generate(use_ema=False)).
         lambda s: zoo.GAN.paper_mlp(MNIST, ema_decay=0.999, ema_warmup=True, seed=s), _gan_opts(),
-        value_range=(0.0, 1.0), **MNIST_SPLIT),
+        data_range=(0.0, 1.0), **MNIST_SPLIT),
     "dcgan_mnist": Recipe(
         "DCGAN on MNIST", "mnist", lambda s: zoo.GAN.dcgan(MNIST, seed=s), _gan_opts(), **MNIST_SPLIT),
     "cdcgan_mnist": Recipe(
@@ -150,7 +151,7 @@ RECIPES = {
                                         adaptive_contrast=True, num_basis=8, noise_hidden=(64, 64), seed=s),
         # T at twice the encoder's rate, as in the authors' code.
         lambda: dict(T_optimizer=adam(6e-4), vae_optimizer=adam(3e-4)),
-        data="binarised", value_range=(0.0, 1.0),
+        data="binarised", data_range=(0.0, 1.0),
         **_held_out(50000, "train[:50000], binarised afresh each time an image is drawn (pixel on with "
                            "probability its grey level), for training")),
     "dshgan_cifar10_12bit": _dshgan(12),
@@ -169,7 +170,7 @@ def make_data(recipe, path, batch_size, seed, phase_index=0):
         x_tr, y_tr = split.arrays("train")
         x_un, _ = split.arrays("unlabelled")
         share = recipe.labelled_share[min(phase_index, len(recipe.labelled_share) - 1)]
-        ds = semi_supervised_dataset(x_tr, y_tr, x_un, batch_size, share, recipe.value_range, seed=seed)
+        ds = semi_supervised_dataset(x_tr, y_tr, x_un, batch_size, share, recipe.data_range, seed=seed)
         return ds, DEFAULT_STEPS_ENDLESS
     x, y, _ = zdata.load_arrays(path, "train")
     x = x[: recipe.train_images]  # the rest of the train split is held out
@@ -178,7 +179,7 @@ def make_data(recipe, path, batch_size, seed, phase_index=0):
     if x.shape[1:] != shape:
         raise ValueError(f"{path} holds images of shape {x.shape[1:]}; this recipe needs {shape}.")
     ds = zdata.make_dataset(x, y if recipe.data == "labelled" else None, batch_size=batch_size,
-                            value_range=recipe.value_range, seed=seed, repeat=True)
+                            data_range=recipe.data_range, seed=seed, repeat=True)
     if recipe.data == "binarised":
         import tensorflow as tf
 
@@ -188,7 +189,7 @@ def make_data(recipe, path, batch_size, seed, phase_index=0):
 
 def sample_grid(model, path, seed):
     n = 100
-    if isinstance(model, zoo.DSHGAN) or getattr(model, "num_classes", None):
+    if model.num_classes:
         images = model.generate(n, seed=seed, labels=np.repeat(np.arange(10), 10))
     else:
         images = model.generate(n, seed=seed)
@@ -299,7 +300,7 @@ def _train(argv=None):
     history, phase_steps = {}, []
     losses = LossHistory(every=10)
     sample_inputs = None
-    if hasattr(model, "reconstruct"):  # the autoencoders' grids: test inputs beside reconstructions
+    if isinstance(model, Autoencoder):  # its grids: test inputs beside their reconstructions
         sample_inputs = zdata.load_arrays(data_path, "test")[0][:32]
     for i, phase in enumerate(recipe.phases):
         tag = phase or "train"

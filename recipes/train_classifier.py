@@ -20,8 +20,8 @@ import keras
 
 from recipes.train import data_record  # the file's name and sha256, not its path
 from zoo import data as zdata
-from zoo.models import blocks
-from zoo.metrics.fid import SAVED_MODELS
+from zoo.metrics.classifier import domain_classifier
+from zoo.presets import SAVED_MODELS
 
 SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 
@@ -42,9 +42,9 @@ def main(argv=None):
         xt, yt, _ = zdata.load_arrays(args.data, "test")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
-    model = blocks.domain_classifier(SHAPES[args.dataset], 10, width=args.width,
-                                     feature_dim=128 if args.dataset == "mnist" else 256,
-                                     name=f"classifier_{args.dataset}")
+    model = domain_classifier(SHAPES[args.dataset], 10, width=args.width,
+                              feature_dim=128 if args.dataset == "mnist" else 256,
+                              name=f"classifier_{args.dataset}")
     steps = args.epochs * (len(x) // args.batch_size)
     model.compile(
         optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
@@ -67,7 +67,7 @@ def main(argv=None):
         "dataset": args.dataset, "data": data_record(args.data), "split": "train (all) / test (all)",
         "test_accuracy": round(float(acc), 4), "epochs": args.epochs,
         "feature_layer": "features", "feature_dim": int(model.get_layer("features").units),
-        "value_range": [-1.0, 1.0], "train_seconds": round(time.monotonic() - start, 1),
+        "data_range": [-1.0, 1.0], "train_seconds": round(time.monotonic() - start, 1),
         "command": "python -m recipes.train_classifier " + " ".join(sys.argv[1:] if argv is None else argv),
         "backend": keras.backend.backend(), "keras_version": keras.__version__,
         "sha256": hashlib.sha256((tmp / "classifier.keras").read_bytes()).hexdigest(),

@@ -61,7 +61,7 @@ def main(argv=None):
         return tune_avb(args, x, shape, argv)
     val_idx, train_idx = zdata.holdout(len(x), 2000, seed=args.seed)
     x_val, x_train = x[val_idx], x[train_idx]
-    value_range = (0.0, 1.0) if args.model == "gan_mlp" else (-1.0, 1.0)
+    data_range = (0.0, 1.0) if args.model == "gan_mlp" else (-1.0, 1.0)
     if args.model == "vae":
         hypermodel = VAEHyperModel(shape)
     else:
@@ -77,10 +77,10 @@ def main(argv=None):
                            objective=args.objective, seed=args.seed, max_epochs=args.epochs)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    train = zdata.make_dataset(x_train, batch_size=args.batch_size, value_range=value_range, seed=args.seed)
+    train = zdata.make_dataset(x_train, batch_size=args.batch_size, data_range=data_range, seed=args.seed)
     fit_kwargs = dict(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, verbose=2)
     if args.model == "vae":
-        fit_kwargs["validation_data"] = zdata.make_dataset(x_val, batch_size=500, value_range=value_range,
+        fit_kwargs["validation_data"] = zdata.make_dataset(x_val, batch_size=500, data_range=data_range,
                                                            shuffle=False, drop_remainder=False)
     tuner.search(train, **fit_kwargs)
     tuner.results_summary(num_trials=5)

@@ -33,7 +33,7 @@ if BACKEND == "tensorflow":  # before TensorFlow starts: split the CPU in two
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from zoo.core import data_parallel  # noqa: E402
+from zoo.core import data_parallel, keras_internals  # noqa: E402
 from zoo.models import AVB, DSHGAN, GAN, VAE, VAEGAN, blocks  # noqa: E402
 
 SHAPE = (16, 16, 1)
@@ -81,7 +81,7 @@ def synchronized_batch_norm(build):
     largest update was 0.050), which would hide any other error."""
     def built():
         model = build()
-        for layer in model._flatten_layers():
+        for layer in keras_internals.all_layers(model):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True
         return model

@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from tests.conftest import changed, weights_of
-from zoo.core.step import value_and_grad
+from zoo.core.backend import value_and_grad
 from zoo.models import AVB, blocks
 
 ONE_HOT = np.eye(4, dtype="float32")  # the paper's toy data: 4 one-hot points
@@ -100,16 +100,16 @@ def test_trained_adversary_estimates_the_kl(trained_t):
 
 class TStepOnly(AVB):
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         t_loss, _ = self.update("T", lambda: self.adversary_loss(x))
-        return self._track(t_loss=t_loss)
+        return self.track(t_loss=t_loss)
 
 
 class VaeStepOnly(AVB):
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         loss, (rec, kl) = self.update("vae", lambda: self.vae_loss(x))
-        return self._track(loss=loss, reconstruction=rec, kl=kl)
+        return self.track(loss=loss, reconstruction=rec, kl=kl)
 
 
 @pytest.mark.parametrize("cls, moved, still", [(TStepOnly, ["adversary"], ["encoder", "decoder"]),
@@ -145,16 +145,16 @@ def test_image_avb_api_and_round_trip(tmp_path):
     m.compile()
     x = (np.random.default_rng(0).uniform(size=(8, 16, 16, 1)) > 0.5).astype("float32")
     m.fit(x, batch_size=4, epochs=1, verbose=0)
-    z = m.encode(x[:3], n_samples=5, seed=1)
+    z = m.sample_posterior(x[:3], n_samples=5, seed=1)
     assert z.shape == (3, 5, 4)
-    np.testing.assert_array_equal(z, m.encode(x[:3], n_samples=5, seed=1))
-    assert m.reconstruct(x[:2], seed=0).shape == (2, 16, 16, 1)
+    np.testing.assert_array_equal(z, m.sample_posterior(x[:3], n_samples=5, seed=1))
+    assert m.reconstruct(x[:2]).shape == (2, 16, 16, 1)
     g = m.generate(3, seed=2)
     assert g.shape == (3, 16, 16, 1) and g.min() >= 0 and g.max() <= 1
     m.save(tmp_path / "avb.keras")
     back = keras.saving.load_model(tmp_path / "avb.keras")
     assert back.adaptive_contrast and back.contrast_samples == 2
-    np.testing.assert_allclose(back.encode(x[:3], 5, seed=1), z, atol=1e-5)
+    np.testing.assert_allclose(back.sample_posterior(x[:3], 5, seed=1), z, atol=1e-5)
     np.testing.assert_allclose(back.generate(3, seed=2), g, atol=1e-6)
 
 
@@ -223,12 +223,12 @@ def test_basis_encoder_avb_round_trip(tmp_path):
     x = (np.random.default_rng(0).uniform(size=(8, 16, 16, 1)) > 0.5).astype("float32")
     hist = m.fit(x, batch_size=4, epochs=1, verbose=0)
     assert all(math.isfinite(v[-1]) for v in hist.history.values())
-    z = m.encode(x[:3], n_samples=5, seed=1)
+    z = m.sample_posterior(x[:3], n_samples=5, seed=1)
     assert z.shape == (3, 5, 4)
     m.save(tmp_path / "avb.keras")
     back = keras.saving.load_model(tmp_path / "avb.keras")
     assert back.encoder_moments and back.stop_moments is False
-    np.testing.assert_allclose(back.encode(x[:3], 5, seed=1), z, atol=1e-5)
+    np.testing.assert_allclose(back.sample_posterior(x[:3], 5, seed=1), z, atol=1e-5)
 
 
 def test_t_activation_reaches_every_hidden_unit_of_t_and_survives_saving(tmp_path):

@@ -30,15 +30,26 @@ def images(n=32, seed=0):
 # ---------------------------------------------------------------------------
 # Saving
 # ---------------------------------------------------------------------------
+def test_configs_saved_before_the_gan_loss_rename_still_load():
+    # Presets saved before the rename carry "generator_loss" in config.json.
+    config = tiny_gan(gan_loss="hinge").get_config()
+    config["generator_loss"] = config.pop("gan_loss")
+    loaded = GAN.from_config(config)
+    assert loaded.gan_loss == "hinge"
+    assert callable(loaded.generator_loss)  # the method, no longer a string
+    with pytest.raises(ValueError, match="disagree"):
+        tiny_gan(gan_loss="minimax", generator_loss="hinge")
+
+
 def test_keras_file_round_trip_reproduces_generator_and_training_state(tmp_path):
-    gan = tiny_gan(num_classes=4, d_steps=2, generator_loss="minimax")
+    gan = tiny_gan(num_classes=4, d_steps=2, generator_loss="minimax")  # the old name of gan_loss
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.RMSprop(2e-4))
     gan.fit(images(), np.arange(32) % 4, batch_size=8, epochs=1, verbose=0)
     path = tmp_path / "gan.keras"
     gan.save(path)
     loaded = keras.saving.load_model(path)  # safe_mode=True: no code deserialised
     assert isinstance(loaded, GAN)
-    assert (loaded.num_classes, loaded.d_steps, loaded.generator_loss) == (4, 2, "minimax")
+    assert (loaded.num_classes, loaded.d_steps, loaded.gan_loss) == (4, 2, "minimax")
     np.testing.assert_array_equal(
         gan.generate(6, seed=9, labels=[0, 1, 2, 3, 0, 1]),
         loaded.generate(6, seed=9, labels=[0, 1, 2, 3, 0, 1]),
@@ -255,7 +266,7 @@ def test_conditional_model_needs_valid_labels():
 
 
 def test_bad_constructor_and_compile_arguments_are_named():
-    with pytest.raises(ValueError, match="generator_loss must be one of"):
+    with pytest.raises(ValueError, match="gan_loss must be one of"):
         tiny_gan(generator_loss="wasserstein")
     with pytest.raises(ValueError, match="d_steps must be a positive integer"):
         tiny_gan(d_steps=0)

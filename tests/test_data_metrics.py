@@ -77,17 +77,62 @@ def test_image_zip_and_folder_with_alphabetical_labels(tmp_path, monkeypatch, to
 
 def test_pipeline_scales_batches_and_is_seeded(tmp_path):
     x, y, _ = data.load_arrays(write_npz(tmp_path / "d.npz"))
-    ds = data.make_dataset(x, y, batch_size=8, value_range=(-1, 1), seed=5)
+    ds = data.make_dataset(x, y, batch_size=8, data_range=(-1, 1), seed=5)
     batches = list(ds.as_numpy_iterator())
     assert len(batches) == 2  # 20 examples, remainder dropped
     xb, yb = batches[0]
     assert xb.shape == (8, 6, 6, 1) and xb.dtype == np.float32
     assert xb.min() >= -1 and xb.max() <= 1
     # The first batch of a seeded pipeline is the same each time it is built.
-    again = next(data.make_dataset(x, y, batch_size=8, value_range=(-1, 1), seed=5).as_numpy_iterator())
+    again = next(data.make_dataset(x, y, batch_size=8, data_range=(-1, 1), seed=5).as_numpy_iterator())
     np.testing.assert_array_equal(again[1], yb)
-    unit = next(data.make_dataset(x, batch_size=4, value_range=(0, 1), shuffle=False).as_numpy_iterator())
+    unit = next(data.make_dataset(x, batch_size=4, data_range=(0, 1), shuffle=False).as_numpy_iterator())
     np.testing.assert_allclose(unit, x[:4] / 255.0, atol=1e-6)
+
+
+def test_value_range_is_a_deprecated_name_of_data_range(tmp_path):
+    x, _, _ = data.load_arrays(write_npz(tmp_path / "d.npz"))
+    with pytest.warns(DeprecationWarning, match="value_range is deprecated; pass data_range"):
+        old = next(data.make_dataset(x, batch_size=4, value_range=(0, 1), shuffle=False).as_numpy_iterator())
+    np.testing.assert_array_equal(old, next(data.make_dataset(x, batch_size=4, data_range=(0, 1),
+                                                              shuffle=False).as_numpy_iterator()))
+    with pytest.warns(DeprecationWarning):
+        np.testing.assert_array_equal(data.scale(x, value_range=(0, 1)), data.scale(x, (0, 1)))
+    with pytest.raises(TypeError, match="not both"):
+        data.scale(x, data_range=(0, 1), value_range=(-1, 1))
+
+
+def test_ranges_is_numpy_only_and_is_the_models_conversion():
+    import importlib.util
+    import subprocess
+    import sys
+
+    # Loaded by itself with TensorFlow and Keras blocked: NumPy is all it needs.
+    code = ("import sys, importlib.util; sys.modules['tensorflow'] = sys.modules['keras'] = None; "
+            f"spec = importlib.util.spec_from_file_location('ranges', {data.ranges.__file__!r}); "
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+            "print(m.to_range(m.to_pixels([[1.0, 0.0]]), (-1, 1)).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[[1.0, -1.0]]"
+    assert importlib.util.find_spec("zoo.data.ranges") is not None
+
+    from zoo.models.common import images_to_model, model_to_unit
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (5, 4, 4, 1), dtype=np.uint8)
+    for r in ((-1.0, 1.0), (0.0, 1.0), (0.0, 255.0)):
+        x = data.ranges.to_range(u8, r)
+        assert x.dtype == np.float32
+        np.testing.assert_array_equal(x, images_to_model(u8, (4, 4, 1), r))
+        np.testing.assert_array_equal(data.scale(u8, r), x)  # the pipelines' scaling too
+        np.testing.assert_array_equal(model_to_unit(x, r), data.ranges.to_unit(x, r))
+        np.testing.assert_allclose(data.ranges.to_unit(x, r), u8 / 255.0, atol=1e-6)
+        np.testing.assert_array_equal(data.ranges.to_pixels(data.ranges.to_unit(x, r)), u8)
+    np.testing.assert_array_equal(data.ranges.to_unit([-3.0, 3.0], (-1, 1)), [0.0, 1.0])  # clipped
+    with pytest.raises(ValueError, match=r"Float images must be in \[0, 1\]"):
+        images_to_model(np.full((1, 4, 4, 1), 2.0), (4, 4, 1), (-1, 1))
+    with pytest.raises(ValueError, match="Images must be uint8 or float in"):
+        images_to_model(np.ones((1, 4, 4, 1), np.int32), (4, 4, 1), (-1, 1))
 
 
 def test_split_per_class_counts_and_seed():

@@ -36,6 +36,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 import zoo  # noqa: E402
 from demos import app as demo_app  # noqa: E402
+from demos import catalog, handlers, images, retrieval, samples  # noqa: E402
 
 MNIST = (28, 28, 1)
 TINY = ["tiny_vae", "tiny_avb", "tiny_cgan", "tiny_dsh", "tiny_vaegan_rgb"]
@@ -142,14 +143,14 @@ def test_generate_grid_shape_and_range(served):
     _, client, _, _ = served
     path, note, nearest, table, nearest_note = client.predict("tiny_vae", 5, 3, None, api_name="/generate")
     grid = _read(path)
-    assert grid.shape[:2] == demo_app.grid_shape(5, 3, 28, 28)
+    assert grid.shape[:2] == images.grid_shape(5, 3, 28, 28)
     assert grid.dtype == np.uint8 and grid.min() >= 0 and grid.max() <= 255 and grid.std() > 0
     assert "seed 3" in note
     again = _read(client.predict("tiny_vae", 5, 3, None, api_name="/generate")[0])
     np.testing.assert_array_equal(grid, again)  # a seed fixes the images
-    rows, k = demo_app.NEAREST_ROWS, demo_app.NEAREST_K
+    rows, k = handlers.NEAREST_ROWS, samples.NEAREST_K
     assert len(table["data"]) == rows * k and table["headers"] == ["sample", "rank", "training image", "label", "L2"]
-    assert _read(nearest).shape == (*demo_app.labelled_grid_layout(rows * (k + 1), k + 1, 28, 28)[-1], 3)
+    assert _read(nearest).shape == (*images.labelled_grid_layout(rows * (k + 1), k + 1, 28, 28)[-1], 3)
     assert "MNIST's train split" in nearest_note and "784 pixel values" in nearest_note
 
 
@@ -157,16 +158,16 @@ def test_nearest_training_images_are_the_exact_l2_neighbours(served):
     demo, client, _, _ = served
     path, _, nearest, table, note = client.predict("tiny_vae", 2, 5, None, api_name="/generate")
     picture, grid = _read(nearest), _read(path)
-    k = demo_app.NEAREST_K
-    x_train, y_train, names, _, where = demo_app.load_sample("mnist", "train")
+    k = samples.NEAREST_K
+    x_train, y_train, names, _, where = samples.load_sample("mnist", "train")
     position = {w: j for j, w in enumerate(where)}
-    f, tw, col, row, _ = demo_app.labelled_grid_layout(2 * (k + 1), k + 1, 28, 28)
+    f, tw, col, row, _ = images.labelled_grid_layout(2 * (k + 1), k + 1, 28, 28)
     pad = 4
 
     def tile(r, c):  # the picture's tile at row r, column c, back to 28x28 gray
         return picture[pad + r * row:pad + r * row + tw:f, pad + c * col:pad + c * col + tw:f, 0]
 
-    g = demo_app.CELL // 28
+    g = images.CELL // 28
     for r in range(2):
         x0 = 2 + r * (28 * g + 2)  # sample r: column r of the generated grid (one row of 2)
         sample = grid[2:2 + 28 * g:g, x0:x0 + 28 * g:g]
@@ -185,7 +186,7 @@ def test_nearest_training_images_are_the_exact_l2_neighbours(served):
     # A preset whose data set has no shipped sample says so instead.
     store = demo.zoo_store
     info = store.info("tiny_vae")
-    other = demo_app.Handlers(store, demo.zoo_retrieval)
+    other = handlers.Handlers(store, demo.zoo_retrieval)
     old = info.meta.get("dataset")
     info.meta["dataset"] = "svhn"
     try:
@@ -193,6 +194,29 @@ def test_nearest_training_images_are_the_exact_l2_neighbours(served):
     finally:
         info.meta["dataset"] = old
     assert image is None and rows == [] and "No training sample" in note and "svhn" in note
+
+
+def test_presets_are_listed_by_their_declared_capabilities():
+    # The catalog knows what each preset can do from its config's class, without loading weights.
+    presets, problems = catalog.discover_presets(TINY, [_tiny_presets()])
+    store = catalog.ModelStore(presets)
+    assert not problems
+    tabs = ("generator", "autoencoder", "hasher")  # the capabilities the app's tabs use
+    assert {n: tuple(c for c in p.capabilities if c in tabs) for n, p in presets.items()} == {
+        "tiny_vae": ("generator", "autoencoder"), "tiny_avb": ("generator", "autoencoder"),
+        "tiny_cgan": ("generator",), "tiny_dsh": ("generator", "hasher"),
+        "tiny_vaegan_rgb": ("generator", "autoencoder")}
+    assert store.having("hasher") == ["tiny_dsh"] and presets["tiny_vaegan_rgb"].kind == "VAE-GAN"
+    assert store._models == {}
+
+
+def test_generate_draws_the_models_prior(served):
+    # The Generate tab's seed means what it means to the model: model.generate(n, seed).
+    demo, client, _, _ = served
+    path = client.predict("tiny_cgan", 4, 7, "2", api_name="/generate")[0]
+    with demo.zoo_store.lock("tiny_cgan"):
+        expected = images.image_grid(demo.zoo_store.get("tiny_cgan").generate(4, seed=7, labels=2), 2)
+    np.testing.assert_allclose(_read(path).astype(int), expected.astype(int), atol=1)
 
 
 def test_random_seed(served):
@@ -205,12 +229,12 @@ def test_generate_conditional_and_classes(served):
     _, client, _, _ = served
     update = client.predict("tiny_cgan", api_name="/classes")
     choices = [c[0] if isinstance(c, (list, tuple)) else c for c in update["choices"]]
-    assert choices == [demo_app.EACH_CLASS] + [str(i) for i in range(10)]
+    assert choices == [handlers.EACH_CLASS] + [str(i) for i in range(10)]
     path, note, _, _, _ = client.predict("tiny_cgan", 4, 0, "7", api_name="/generate")
-    assert _read(path).shape[:2] == demo_app.grid_shape(4, 2, 28, 28)
+    assert _read(path).shape[:2] == images.grid_shape(4, 2, 28, 28)
     assert "classes: 7" in note
-    path = client.predict("tiny_cgan", 12, 0, demo_app.EACH_CLASS, api_name="/generate")[0]
-    assert _read(path).shape[:2] == demo_app.grid_shape(12, 10, 28, 28)
+    path = client.predict("tiny_cgan", 12, 0, handlers.EACH_CLASS, api_name="/generate")[0]
+    assert _read(path).shape[:2] == images.grid_shape(12, 10, 28, 28)
 
 
 @pytest.mark.parametrize("name", ["tiny_avb", "tiny_dsh", "tiny_vaegan_rgb", "dcgan_mnist"])
@@ -222,10 +246,10 @@ def test_generate_every_kind(served, name):
     label = "3" if name == "tiny_dsh" else None
     path, _, nearest, table, note = client.predict(name, 4, 1, label, api_name="/generate")
     grid = _read(path)
-    assert grid.shape[:2] == demo_app.grid_shape(4, 2, shape[0], shape[1])
+    assert grid.shape[:2] == images.grid_shape(4, 2, shape[0], shape[1])
     assert grid.ndim == (3 if shape[-1] == 3 else 2)
-    k = demo_app.NEAREST_K  # the training images in the generator's own shape, beside each sample
-    assert _read(nearest).shape[:2] == demo_app.labelled_grid_layout(4 * (k + 1), k + 1, *shape[:2])[-1]
+    k = samples.NEAREST_K  # the training images in the generator's own shape, beside each sample
+    assert _read(nearest).shape[:2] == images.labelled_grid_layout(4 * (k + 1), k + 1, *shape[:2])[-1]
     assert len(table["data"]) == 4 * k
     assert ("CIFAR-10's train split" if shape[-1] == 3 else "MNIST's train split") in note
 
@@ -234,10 +258,10 @@ def test_interpolate_grid(served):
     _, client, _, _ = served
     path, note = client.predict("tiny_cgan", 0, 1, 5, 2, "4", True, api_name="/interpolate")
     grid = _read(path)
-    assert grid.shape[:2] == demo_app.grid_shape(10, 5, 28, 28)
+    assert grid.shape[:2] == images.grid_shape(10, 5, 28, 28)
     assert "seed 0" in note and "seed 1" in note
     path, _ = client.predict("tiny_vae", 0, 1, 3, 1, None, False, api_name="/interpolate")
-    assert _read(path).shape[:2] == demo_app.grid_shape(3, 3, 28, 28)
+    assert _read(path).shape[:2] == images.grid_shape(3, 3, 28, 28)
 
 
 def test_generate_bad_numbers(served):
@@ -321,7 +345,7 @@ def test_retrieve_database_image_returns_itself_first(served):
     db = demo.zoo_retrieval.get("tiny_dsh")
     # The offline default for an MNIST preset: the shipped MNIST test sample, not load_digits.
     assert query.shape == (28, 28) and np.array_equal(query, db.x[37][..., 0])
-    assert np.array_equal(db.x, demo_app.load_sample("mnist", "test")[0])
+    assert np.array_equal(db.x, samples.load_sample("mnist", "test")[0])
     assert label == db.names[int(db.y[37])]
     assert "MNIST's test split" in db_note and "2,000 images" in db_note and "seed 0" in db_note
     gallery, table, note = client.predict("tiny_dsh", handle_file(_png(tmp, "q.png", query)), label,
@@ -355,11 +379,11 @@ def test_retrieve_rgba_upload_and_database_cache(served):
     cached = list((tmp / "cache" / "demo").glob("tiny_dsh-*.hidx"))
     assert len(cached) == 1
     # A second app on the same preset and database loads the index instead of hashing again.
-    again = demo_app.Retrieval(demo.zoo_store).get("tiny_dsh")
+    again = retrieval.Retrieval(demo.zoo_store).get("tiny_dsh")
     assert again.from_cache and again.cache_path == cached[0]
     np.testing.assert_array_equal(again.index.codes, demo.zoo_retrieval.get("tiny_dsh").index.codes)
     # --database digits: scikit-learn's load_digits, as 28x28, still offline.
-    digits = demo_app.Retrieval(demo.zoo_store, "digits").get("tiny_dsh")
+    digits = retrieval.Retrieval(demo.zoo_store, "digits").get("tiny_dsh")
     assert len(digits.x) == 1797 and digits.x.shape[1:] == (28, 28, 1) and "load_digits" in digits.description
 
 
@@ -379,7 +403,7 @@ def test_cifar10_presets_search_cifar10_by_default(tmp_path, monkeypatch):
         query = _read(image)
         assert query.shape == (32, 32, 3)
         db = demo.zoo_retrieval.get("dshgan_cifar10_12bit")
-        assert label in db.names and db.names == demo_app.CLASS_NAMES["cifar10"]
+        assert label in db.names and db.names == catalog.CLASS_NAMES["cifar10"]
         gallery, table, note = client.predict("dshgan_cifar10_12bit", handle_file(_png(tmp_path, "q.png", query)),
                                               label, 10, api_name="/retrieve")
         rows = table["data"]
@@ -396,9 +420,9 @@ def test_cifar10_presets_search_cifar10_by_default(tmp_path, monkeypatch):
     finally:
         demo.close()
     # --database still takes a path zoo.data.load_arrays reads: here the sample's keras-style .npz.
-    npz = demo_app.SAMPLES_DIR / "cifar10_sample.npz"
-    store = demo_app.ModelStore(demo_app.discover_presets(["dshgan_cifar10_12bit"])[0])
-    other = demo_app.Retrieval(store, str(npz), "test").get("dshgan_cifar10_12bit")
+    npz = samples.SAMPLES_DIR / "cifar10_sample.npz"
+    store = catalog.ModelStore(catalog.discover_presets(["dshgan_cifar10_12bit"])[0])
+    other = retrieval.Retrieval(store, str(npz), "test").get("dshgan_cifar10_12bit")
     assert f"{npz} (test split)" in other.description
     np.testing.assert_array_equal(other.x, db.x)
     np.testing.assert_array_equal(other.codes, db.codes)
@@ -407,10 +431,10 @@ def test_cifar10_presets_search_cifar10_by_default(tmp_path, monkeypatch):
 def test_shipped_samples_match_their_record():
     import json
 
-    record = json.loads((demo_app.SAMPLES_DIR / "samples.json").read_text())
+    record = json.loads((samples.SAMPLES_DIR / "samples.json").read_text())
     total = 0
     for name, r in record.items():
-        path = demo_app.SAMPLES_DIR / r["file"]
+        path = samples.SAMPLES_DIR / r["file"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == r["sha256"], name
         total += path.stat().st_size
         with np.load(path) as d:
@@ -433,24 +457,24 @@ def test_database_examples_and_model_card(served):
 
 def test_model_card_of_a_bundled_preset():
     for name in zoo.list_presets():
-        card = demo_app.model_card(demo_app._read_preset(name, zoo.presets.SAVED_MODELS / name))
+        card = catalog.model_card(catalog._read_preset(name, zoo.presets.SAVED_MODELS / name))
         assert f"### {name}" in card
 
 
 def test_every_figure_says_how_it_was_measured(served):
     demo = served[0]
     for name in zoo.list_presets():
-        info = demo_app._read_preset(name, zoo.presets.SAVED_MODELS / name)
-        rows = demo_app.figure_rows(info)
-        assert all(how != demo_app.NO_PROTOCOL and len(how) > 20 for _, _, how in rows), name
-        shown = demo_app.figures_markdown(info) + demo_app.model_card(info)
+        info = catalog._read_preset(name, zoo.presets.SAVED_MODELS / name)
+        rows = catalog.figure_rows(info)
+        assert all(how != catalog.NO_PROTOCOL and len(how) > 20 for _, _, how in rows), name
+        shown = catalog.figures_markdown(info) + catalog.model_card(info)
         assert all(f"| {n} | {v} | {how} |" in shown for n, v, how in rows), name
-    bare = demo_app.PresetInfo("bare", Path("."), "GAN", "GAN", {"figures": {"fid": 3.0, "kid": {"value": 1}}})
-    assert demo_app.figures_markdown(bare).count(demo_app.NO_PROTOCOL) == 2  # a figure without one says so
+    bare = catalog.PresetInfo("bare", Path("."), "GAN", "GAN", {"figures": {"fid": 3.0, "kid": {"value": 1}}})
+    assert catalog.figures_markdown(bare).count(catalog.NO_PROTOCOL) == 2  # a figure without one says so
     # The Generate and Retrieve tabs show their preset's figures with the protocol column.
     texts = {b.elem_id: b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)}
     for elem in ("gen-figures", "ret-figures"):
-        assert "how it was measured" in texts[elem] and demo_app.NO_PROTOCOL not in texts[elem], texts[elem]
+        assert "how it was measured" in texts[elem] and catalog.NO_PROTOCOL not in texts[elem], texts[elem]
 
 
 def test_api_snippets_run_as_written(served, tmp_path, monkeypatch, capsys):
@@ -462,7 +486,7 @@ def test_api_snippets_run_as_written(served, tmp_path, monkeypatch, capsys):
     shown = {codes[e].strip() for e in ("gen-api", "rec-api", "ret-api", "card-api")}
     assert shown == {c.strip() for c in snippets.values()}
     monkeypatch.chdir(tmp_path)
-    _png(tmp_path, "digit.png", demo_app.load_sample("mnist", "test")[0][0][..., 0])  # the snippet's file
+    _png(tmp_path, "digit.png", samples.load_sample("mnist", "test")[0][0][..., 0])  # the snippet's file
     target = demo_app.client_target()
     for tab, code in snippets.items():
         assert f"Client({target!r})" in code and "api_name=" in code
@@ -490,7 +514,7 @@ def test_twenty_concurrent_requests(served, tmp_path):
             ok = len(out[1]["data"]) == 5
         else:
             out = client.predict("tiny_vae", 16, i, None, api_name="/generate")
-            ok = _read(out[0]).shape[:2] == demo_app.grid_shape(16, 4, 28, 28)
+            ok = _read(out[0]).shape[:2] == images.grid_shape(16, 4, 28, 28)
         return ok, time.monotonic() - start
 
     start = time.monotonic()
@@ -623,7 +647,7 @@ def _check_tour(seen):
 def test_browser_every_tab_and_the_new_controls(served, tmp_path):
     driver = _chrome(tmp_path)
     _, _, url, _ = served
-    upload = _png(tmp_path, "digit.png", demo_app.load_sample("mnist", "test")[0][0][..., 0])
+    upload = _png(tmp_path, "digit.png", samples.load_sample("mnist", "test")[0][0][..., 0])
     try:
         seen = _browser_tour(driver, url, tmp_path, upload)
     finally:
@@ -645,7 +669,7 @@ def test_browser_screenshots_of_the_bundled_presets(tmp_path, monkeypatch):
     demo = demo_app.create_app()
     _, url, _ = demo_app.launch(demo, port=_free_port(), prevent_thread_lock=True, quiet=True)
     upload = tmp_path / "upload.png"  # a digit as dark ink on light paper, 112x112: the app converts it
-    Image.fromarray(255 - np.kron(demo_app.load_sample("mnist", "test")[0][0][..., 0], np.ones((4, 4), np.uint8)),
+    Image.fromarray(255 - np.kron(samples.load_sample("mnist", "test")[0][0][..., 0], np.ones((4, 4), np.uint8)),
                     "L").save(upload)
     try:
         seen = _browser_tour(driver, url, shots, upload, small=True)

@@ -8,7 +8,7 @@ import pytest
 
 from zoo import data
 from zoo.metrics import FeatureExtractor, fid_kid, frechet_distance, kernel_distance, statistics
-from zoo.metrics.fid import SAVED_MODELS
+from zoo.presets import SAVED_MODELS
 
 
 def test_frechet_distance_closed_form():

@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from tests.conftest import changed, weights_of
-from zoo.core.step import value_and_grad
+from zoo.core.backend import value_and_grad
 from zoo.models import GAN, blocks
 from zoo.models.gan import discriminator_cost, generator_cost, value_function
 
@@ -29,15 +29,15 @@ class DStepOnly(GAN):
         x, y = self._unpack(data)
         fake = ops.stop_gradient(self._g(self.sample_latent(ops.shape(x)[0]), y, training=True))
         d_loss, (d_x, d_g_z) = self.update("d", lambda: self.discriminator_loss(x, fake, y))
-        return self._track(d_loss, d_loss, d_x, d_g_z)
+        return self.track(d_loss=d_loss, g_loss=d_loss, D_x=d_x, D_G_z=d_g_z)
 
 
 class GStepOnly(GAN):
     def train_step(self, data):
         x, y = self._unpack(data)
         z = self.sample_latent(ops.shape(x)[0])
-        g_loss, _ = self.update("g", lambda: self.generator_loss_fn(z, y))
-        return self._track(g_loss, g_loss, g_loss, g_loss)
+        g_loss, _ = self.update("g", lambda: self.generator_loss(z, y))
+        return self.track(d_loss=g_loss, g_loss=g_loss, D_x=g_loss, D_G_z=g_loss)
 
 
 @pytest.mark.parametrize("cls, moved, still", [(DStepOnly, "d", "g"), (GStepOnly, "g", "d")])
@@ -158,7 +158,7 @@ def test_gan_learns_2d_gaussian(generator_loss):
     gan = GAN(
         blocks.mlp(4, 2, hidden=(64, 64), name="g"),
         blocks.mlp(2, 1, hidden=(64, 64), name="d"),
-        generator_loss=generator_loss, data_range=None, seed=11,
+        gan_loss=generator_loss, data_range=None, seed=11,
     )
     # Cosine-decayed learning rates damp the players' oscillation at the end.
     steps = 40 * (len(x) // 128)

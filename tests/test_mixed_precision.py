@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from zoo.core import keras_internals
 from zoo.models import AVB, DSHGAN, GAN, VAE, VAEGAN
 
 BACKEND = keras.backend.backend()
@@ -73,7 +74,7 @@ def test_every_model_trains_in_bfloat16(policy, name):
         assert moved and all(moved.values()), f"{name}: {moved}"
     # Weights stay float32 (the policy's variable dtype); the networks compute in bfloat16.
     assert {v.dtype for v in model.trainable_variables} == {"float32"}
-    assert any(layer.compute_dtype == "bfloat16" for layer in model._flatten_layers())
+    assert any(layer.compute_dtype == "bfloat16" for layer in keras_internals.all_layers(model))
 
 
 def _gan_loss_at_fixed_weights():

@@ -271,9 +271,8 @@ def check_outputs(model):
         x = model.generate(n, seed=0)
         rec = model.reconstruct(x)
         assert rec.shape == x.shape and rec.min() >= 0 and rec.max() <= 1
-        z = model.encode(x)
-        z = z[0] if isinstance(z, tuple) else z
-        assert z.shape[0] == n and z.shape[-1] == model.latent_dim and np.all(np.isfinite(z))
+        z = model.encode(x)  # the posterior mean, one code per image for every autoencoder
+        assert z.shape == (n, model.latent_dim) and np.all(np.isfinite(z))
     else:  # a domain classifier: images in [-1, 1] -> 10 logits
         shape = tuple(model.inputs[0].shape[1:])
         x = np.random.default_rng(0).uniform(-1, 1, (n, *shape)).astype("float32")

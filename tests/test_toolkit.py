@@ -16,7 +16,7 @@ import zoo
 from tests.test_resume import EPOCHS, STEPS, Interrupt, data, stream
 from zoo import presets
 from zoo.core import ema as averaging
-from zoo.core.step import input_gradient, input_value_and_grad, value_and_grad
+from zoo.core.backend import input_gradient, input_value_and_grad, value_and_grad
 from zoo.models import DSHGAN, GAN, VAE, VAEGAN, augment, blocks
 from zoo.models.blocks import SpectralNorm
 from zoo.models.gan import discriminator_cost, generator_cost
@@ -76,7 +76,7 @@ def test_ema_after_k_steps_is_the_closed_form_average():
     # ramp), then 0.25 and 0.3 = ema_decay (the ramp capped): every branch.
     k, decay, start, warmup = 5, 0.3, 1, True
     # R1 and the hinge loss ride along: they train under jit here.
-    gan = tiny_gan(ema_decay=decay, ema_start=start, ema_warmup=warmup, r1_gamma=1.0, generator_loss="hinge")
+    gan = tiny_gan(ema_decay=decay, ema_start=start, ema_warmup=warmup, r1_gamma=1.0, gan_loss="hinge")
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-2), g_optimizer=keras.optimizers.Adam(1e-2))
     history, logs = train_recording(gan, gan.generator, k, images())
     assert logs["r1"] > 0 and np.isfinite(logs["d_loss"])
@@ -241,17 +241,17 @@ def test_hinge_loss_textbook_values():
     # Control: the logistic cost is something else.
     assert float(discriminator_cost(real, fake)) != pytest.approx(2.5 / 3 + 1.0, abs=1e-3)
     # The models use it.
-    gan = GAN(linear_generator(), linear_discriminator(np.ones(64)), generator_loss="hinge")
+    gan = GAN(linear_generator(), linear_discriminator(np.ones(64)), gan_loss="hinge")
     x = images(3)
     logits = numpy(gan.discriminator(np.concatenate([x, x])))
     loss, _ = gan.discriminator_loss(x, x, training=False)
     expected = float(discriminator_cost(logits[:3], logits[3:], "hinge"))
     assert float(numpy(loss)) == pytest.approx(expected, abs=1e-5)
-    vaegan = VAEGAN.larsen(SHAPE, latent_dim=4, width=0.1, generator_loss="hinge")
+    vaegan = VAEGAN.larsen(SHAPE, latent_dim=4, width=0.1, gan_loss="hinge")
     gan_term = vaegan.l_gan(real, [fake, zero[:3]])
     assert float(gan_term) == pytest.approx(-(2.5 / 3 + 1.0 + 1.0), abs=1e-6)
     with pytest.raises(ValueError, match="hinge"):
-        VAEGAN.larsen(SHAPE, latent_dim=4, width=0.1, generator_loss="hinge", equilibrium=(0.68, 0.35))
+        VAEGAN.larsen(SHAPE, latent_dim=4, width=0.1, gan_loss="hinge", equilibrium=(0.68, 0.35))
 
 
 def linear_discriminator(w, b=0.5):
@@ -352,7 +352,7 @@ def test_a_gradient_reaches_g_through_diffaugment():
     gan = GAN(linear_generator(), linear_discriminator(np.linspace(-1, 1, 64)), diff_augment=ALL, seed=0)
     z = np.random.default_rng(0).standard_normal((8, 4)).astype("float32")
     g_vars = gan.generator.trainable_variables
-    _, _, grads = value_and_grad(lambda: gan.generator_loss_fn(z), g_vars)
+    _, _, grads = value_and_grad(lambda: gan.generator_loss(z), g_vars)
     assert all(np.isfinite(numpy(g)).all() for g in grads)
     assert all(np.abs(numpy(g)).max() > 0 for g in grads), "every G variable gets a gradient"
     # Control: in training D sees other images than G made.
@@ -423,9 +423,9 @@ OPTIONS = dict(r1_gamma=2.0, diff_augment="translation,cutout", ema_decay=0.99, 
 
 def every_model():
     return {
-        "gan": (tiny_gan(spectral_norm=True, generator_loss="hinge", **OPTIONS), "generator"),
+        "gan": (tiny_gan(spectral_norm=True, gan_loss="hinge", **OPTIONS), "generator"),
         "vae": (VAE.larsen(SHAPE, latent_dim=4, width=0.1, ema_decay=0.99, ema_start=10, ema_warmup=True), "decoder"),
-        "vaegan": (VAEGAN.larsen(SHAPE, latent_dim=4, width=0.1, spectral_norm=True, generator_loss="hinge",
+        "vaegan": (VAEGAN.larsen(SHAPE, latent_dim=4, width=0.1, spectral_norm=True, gan_loss="hinge",
                                  **OPTIONS), "decoder"),
         "dshgan": (DSHGAN.build_default(SHAPE, num_classes=3, code_length=8, latent_dim=4, g_width=4, d_width=4,
                                         h_width=4, spectral_norm=True, **OPTIONS), "generator"),
@@ -470,7 +470,7 @@ def test_presets_saved_before_the_toolkit_load_with_it_off():
     gan = zoo.load("dcgan_mnist")
     config = json.loads((presets.SAVED_MODELS / "dcgan_mnist" / "config.json").read_text())["config"]
     assert "ema_decay" not in config and "r1_gamma" not in config  # an old preset indeed
-    assert (gan.ema_decay, gan.r1_gamma, gan.diff_augment, gan.generator_loss) == (None, 0.0, None, "non_saturating")
+    assert (gan.ema_decay, gan.r1_gamma, gan.diff_augment, gan.gan_loss) == (None, 0.0, None, "non_saturating")
     assert not hasattr(gan, "generator_ema")
     assert not any(isinstance(layer, SpectralNorm) for layer in gan.discriminator.layers)
     assert gan.averaged("generator") is gan.generator  # generate() samples G itself

@@ -7,8 +7,9 @@ import pytest
 
 import zoo
 from zoo.metrics import FeatureExtractor
-from zoo.models import blocks
-from zoo.tuning import FIDCallback, GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
+from zoo.metrics.callbacks import FIDCallback
+from zoo.metrics.classifier import domain_classifier
+from zoo.tuning import GANHyperModel, VAEGANHyperModel, VAEHyperModel, make_tuner
 
 SHAPE = (16, 16, 1)
 
@@ -16,7 +17,7 @@ SHAPE = (16, 16, 1)
 @pytest.fixture(scope="module")
 def extractor():
     # An untrained classifier: its features are enough to exercise the plumbing.
-    return FeatureExtractor(blocks.domain_classifier(SHAPE, 10, width=4, feature_dim=8))
+    return FeatureExtractor(domain_classifier(SHAPE, 10, width=4, feature_dim=8))
 
 
 def real(n=64, seed=0):
@@ -108,6 +109,18 @@ def test_bad_search_space_and_objective_are_named(extractor):
         make_tuner(hypermodels(extractor)["vae"], tuner="grid")
     with pytest.raises(ValueError, match="at least 2 held-out"):
         FIDCallback(real(1), extractor)
+
+
+def test_moved_names_still_import_from_their_old_modules():
+    import zoo.metrics.callbacks as callbacks
+    import zoo.tuning as tuning
+    from zoo.models import blocks
+
+    for name in ("FIDCallback", "MAPCallback", "NLLCallback"):
+        assert getattr(tuning, name) is getattr(callbacks, name)
+    assert blocks.domain_classifier is domain_classifier
+    with pytest.raises(AttributeError):
+        blocks.no_such_block  # noqa: B018
 
 
 def dsh_data(n=32, seed=0):

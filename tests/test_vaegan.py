@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from tests.conftest import changed, weights_of
-from zoo.core.step import value_and_grad
+from zoo.core.backend import value_and_grad
 from zoo.models import VAE, VAEGAN
 from zoo.models.common import gaussian_kl
 
@@ -46,7 +46,7 @@ def norm(gs):
 @pytest.fixture
 def case():
     """A tiny VAE-GAN and one fixed draw of x, eps, z_p (so every loss sees the same state)."""
-    m = tiny_vaegan(gamma=0.3, generator_loss="minimax")
+    m = tiny_vaegan(gamma=0.3, gan_loss="minimax")
     x = ops.convert_to_tensor(batch())
     eps, z_p = ops.convert_to_tensor(noise(6, 4, 1)), ops.convert_to_tensor(noise(6, 4, 2))
     # Evaluate everything in inference mode, so that batch norm uses fixed
@@ -102,7 +102,7 @@ class PureStep(VAEGAN):
     mode = "gan"
 
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         n = ops.shape(x)[0]
         eps = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
         z_p = keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
@@ -111,7 +111,7 @@ class PureStep(VAEGAN):
             loss, _ = self.update("dis", lambda: self.discriminator_loss(x, x_rec, self.decoder(z_p)))
         else:  # the reconstruction term only: the encoder's loss
             loss, _ = self.update("enc", lambda: self.encoder_loss(x, eps, z_p))
-        return self._track(enc_loss=loss)
+        return self.track(enc_loss=loss)
 
 
 @pytest.mark.parametrize("mode, moved, still", [("gan", "dis", "encoder"), ("rec", "enc", "discriminator")])
@@ -172,7 +172,7 @@ def test_equilibrium_gate_freezes_the_discriminator_when_it_wins():
 def test_api_shapes_ranges_and_interpolation():
     m = tiny_vaegan()
     imgs = np.random.default_rng(0).integers(0, 256, (5, *SHAPE), dtype=np.uint8)
-    mu, log_var = m.encode(imgs)
+    mu, log_var = m.posterior(imgs)
     assert mu.shape == (5, 4) and log_var.shape == (5, 4)
     rec = m.reconstruct(imgs)
     assert rec.shape == (5, *SHAPE) and rec.min() >= 0 and rec.max() <= 1

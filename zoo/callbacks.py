@@ -89,10 +89,14 @@ def model_samples(model, n=64, seed=0, images=None):
     the inputs and their reconstructions in alternating columns."""
     import numpy as np
 
-    if images is not None and hasattr(model, "reconstruct"):
+    from zoo.data import ranges
+
+    from zoo.models.capabilities import Autoencoder
+
+    if images is not None and isinstance(model, Autoencoder):
         x = np.asarray(images)[: max(1, n // 2)]
         rec = model.reconstruct(x)
-        x = x.astype("float32") / 255.0 if x.dtype == np.uint8 else x
+        x = ranges.pixels_to_unit(x) if x.dtype == np.uint8 else x
         pairs = np.empty((2 * len(x), *rec.shape[1:]), "float32")
         pairs[0::2], pairs[1::2] = x, rec
         return pairs
@@ -138,6 +142,7 @@ class SampleGrid(keras.callbacks.Callback):
 
         import numpy as np
 
+        from zoo.data import ranges
         from zoo.visualize import image_grid, save_image_grid
 
         images = model_samples(self.model, self.n, self.seed, self.images)
@@ -149,7 +154,7 @@ class SampleGrid(keras.callbacks.Callback):
 
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(str(self.log_dir))
-            grid = image_grid(images, cols).astype("float32") / 255.0
+            grid = ranges.pixels_to_unit(image_grid(images, cols))
             with self._writer.as_default():
                 tf.summary.image("samples", grid[None], step=step)
             self._writer.flush()

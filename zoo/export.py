@@ -37,15 +37,15 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from zoo.data import ranges
+
 
 def _unit(x, data_range):
-    lo, hi = data_range
-    return ops.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return ops.clip(ranges.unit_of(x, data_range), 0.0, 1.0)
 
 
 def _model_range(images, data_range):
-    lo, hi = data_range
-    return images * (hi - lo) + lo
+    return ranges.from_unit(images, data_range)
 
 
 def _spec(shape, dtype="float32"):
@@ -56,76 +56,66 @@ def _spec(shape, dtype="float32"):
 
 def endpoints(model):
     """{name: (fn, input_signature, description)} of the model's serving signatures."""
-    from zoo.models import AVB, DSHGAN, GAN, VAE, VAEGAN
+    from zoo.models.capabilities import Autoencoder, Generator, Hasher
 
     eps_out = {}
-    if isinstance(model, (GAN, DSHGAN)):
-        rng = model.data_range or (0.0, 1.0)
+    if isinstance(model, Generator):
+        # A GAN on unbounded (toy) data has no data_range: its output passes as is.
+        rng = model.data_range if isinstance(model, Autoencoder) else (model.data_range or (0.0, 1.0))
         if model.num_classes:
             c = model.num_classes
 
             def generate(z, labels):
                 y = ops.one_hot(ops.cast(labels, "int32"), c)
-                return {"images": _unit(model.averaged("generator")([z, y], training=False), rng)}
+                return {"images": _unit(model.decode_tensor(z, y), rng)}
 
             eps_out["generate"] = (generate, [_spec((model.latent_dim,)), _spec((), "int32")],
                                    f"z (n, {model.latent_dim}), labels (n,) int32 in [0, {c}) -> images in [0, 1]")
         else:
             def generate(z):
-                return {"images": _unit(model.averaged("generator")(z, training=False), rng)}
+                return {"images": _unit(model.decode_tensor(z), rng)}
 
+            what = "the decoder's mean" if isinstance(model, Autoencoder) else "G(z)"
             eps_out["generate"] = (generate, [_spec((model.latent_dim,))],
-                                   f"z (n, {model.latent_dim}) -> images in [0, 1]")
-        if isinstance(model, DSHGAN):
-            q = model.code_length
-            pad = 8 * math.ceil(q / 8) - q
+                                   f"z (n, {model.latent_dim}) -> images in [0, 1] ({what})")
+    if isinstance(model, Hasher):
+        q = model.code_length
+        pad = 8 * math.ceil(q / 8) - q
 
-            def hash_fn(images):
-                h = model.hasher(_model_range(images, model.data_range), training=False)[0]
-                bits = ops.cast(h > 0.5, "int32")
-                padded = ops.pad(bits, [[0, 0], [0, pad]]) if pad else bits
-                weights = ops.convert_to_tensor([128, 64, 32, 16, 8, 4, 2, 1], "int32")
-                packed = ops.sum(ops.reshape(padded, (-1, (q + pad) // 8, 8)) * weights, axis=-1)
-                return {"codes": ops.cast(packed, "uint8"), "bits": ops.cast(bits, "uint8"), "scores": h}
+        def hash_fn(images):
+            h = model.hasher(_model_range(images, model.data_range), training=False)[0]
+            bits = ops.cast(h > 0.5, "int32")
+            padded = ops.pad(bits, [[0, 0], [0, pad]]) if pad else bits
+            weights = ops.convert_to_tensor([128, 64, 32, 16, 8, 4, 2, 1], "int32")
+            packed = ops.sum(ops.reshape(padded, (-1, (q + pad) // 8, 8)) * weights, axis=-1)
+            return {"codes": ops.cast(packed, "uint8"), "bits": ops.cast(bits, "uint8"), "scores": h}
 
-            eps_out["hash"] = (hash_fn, [_spec(model.data_shape)],
-                               f"images in [0, 1] -> codes (n, {math.ceil(q / 8)}) uint8 packed, "
-                               f"bits (n, {q}) uint8, scores h (n, {q}) in (0, 1)")
-        return eps_out
-
-    if isinstance(model, (VAE, VAEGAN, AVB)):
+        eps_out["hash"] = (hash_fn, [_spec(model.data_shape)],
+                           f"images in [0, 1] -> codes (n, {math.ceil(q / 8)}) uint8 packed, "
+                           f"bits (n, {q}) uint8, scores h (n, {q}) in (0, 1)")
+    if isinstance(model, Autoencoder):
         rng = model.data_range
-
-        def mean(z):
-            out = model.averaged("decoder")(z, training=False)
-            return ops.sigmoid(out) if getattr(model, "likelihood", "gaussian") == "bernoulli" else out
-
-        def generate(z):
-            return {"images": _unit(mean(z), rng)}
-
-        eps_out["generate"] = (generate, [_spec((model.latent_dim,))],
-                               f"z (n, {model.latent_dim}) -> images in [0, 1] (the decoder's mean)")
-        if isinstance(model, AVB):
+        if model.posterior_inputs:  # AVB: z = z_phi(x, eps), a sample of q(z|x)
             def encode(images, eps):
-                return {"z": model.z_phi(_model_range(images, rng), eps)}
+                return model.posterior_tensors(_model_range(images, rng), eps)
 
             def reconstruct(images, eps):
-                return {"images": _unit(mean(encode(images, eps)["z"]), rng)}
+                return {"images": _unit(model.decode_tensor(encode(images, eps)["z"]), rng)}
 
             sig = [_spec(model.data_shape), _spec((model.noise_dim,))]
             eps_out["encode"] = (encode, sig, f"images, eps (n, {model.noise_dim}) ~ N(0, I) -> z ~ q(z|x)")
             eps_out["reconstruct"] = (reconstruct, sig, "images, eps -> Dec(z), z ~ q(z|x)")
         else:
             def encode(images):
-                mu, log_var = model.encoder(_model_range(images, rng), training=False)
-                return {"mu": mu, "log_var": log_var}
+                return model.posterior_tensors(_model_range(images, rng))
 
             def reconstruct(images):
-                return {"images": _unit(mean(encode(images)["mu"]), rng)}
+                return {"images": _unit(model.decode_tensor(encode(images)["mu"]), rng)}
 
             sig = [_spec(model.data_shape)]
             eps_out["encode"] = (encode, sig, "images in [0, 1] -> mu, log_var of q(z|x)")
             eps_out["reconstruct"] = (reconstruct, sig, "images in [0, 1] -> Dec(mu(x)) in [0, 1]")
+    if eps_out:
         return eps_out
 
     if isinstance(model, keras.Model) and not hasattr(model, "players"):

@@ -14,13 +14,13 @@ and a token (`huggingface-cli login` or `HF_TOKEN`). It writes the card if the
 repository has none, and never overwrites one it has.
 """
 
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from zoo import presets
+from zoo.presets import bundled_of_class  # noqa: F401  (its old home)
 
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
@@ -168,25 +168,6 @@ def upload_preset(uri, preset, token=None, private=None):
     return repo_id
 
 
-def bundled_of_class(cls):
-    """{name: {"description", "params", "path", "metadata"}} of the bundled presets
-    holding a `cls` (or a subclass), as keras-hub's `cls.presets`."""
-    out = {}
-    for name in presets.list_presets():
-        folder = presets.SAVED_MODELS / name
-        try:
-            config = json.loads((folder / presets.CONFIG_FILE).read_text())
-            meta = json.loads((folder / presets.METADATA_FILE).read_text())
-        except (OSError, ValueError):
-            continue
-        held = presets.preset_class(config)
-        if held is None or not (isinstance(held, type) and issubclass(held, cls)):
-            continue
-        out[name] = {"description": meta.get("description", ""), "params": presets.parameter_count(folder),
-                     "path": str(folder.relative_to(presets.SAVED_MODELS.parent)), "metadata": meta}
-    return out
-
-
 __all__ = ["model_card", "write_model_card", "write_sample_grid", "card_metadata", "read_card_metadata", "upload_preset",
            "bundled_of_class"]
 
@@ -200,8 +181,10 @@ def write_sample_grid(folder, n=64, seed=0):
     from zoo.visualize import save_image_grid
 
     folder = Path(folder)
+    from zoo.models.capabilities import Generator
+
     model = presets.load(folder)
-    if not hasattr(model, "generate"):
+    if not isinstance(model, Generator):
         return None
     images = model_samples(model, n=n, seed=seed)
     if np.asarray(images).ndim != 4:

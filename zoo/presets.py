@@ -198,6 +198,25 @@ def preset_class(config):
     return cls
 
 
+def bundled_of_class(cls):
+    """{name: {"description", "params", "path", "metadata"}} of the bundled presets
+    holding a `cls` (or a subclass), as keras-hub's `cls.presets`."""
+    out = {}
+    for name in list_presets():
+        folder = SAVED_MODELS / name
+        try:
+            config = json.loads((folder / CONFIG_FILE).read_text())
+            meta = json.loads((folder / METADATA_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        held = preset_class(config)
+        if held is None or not (isinstance(held, type) and issubclass(held, cls)):
+            continue
+        out[name] = {"description": meta.get("description", ""), "params": parameter_count(folder),
+                     "path": str(folder.relative_to(SAVED_MODELS.parent)), "metadata": meta}
+    return out
+
+
 def parameter_count(folder):
     """The number of values in a preset's weights (as `model.count_params()`): recorded
     in the metadata by `save_preset`, counted in the weights file for older presets."""
@@ -230,8 +249,8 @@ def load(name_or_path, expected_class=None, compile=False, load_weights=True):
     `load_weights=False`: the preset's architecture with fresh (initial) weights,
     as keras-hub's `from_preset(..., load_weights=False)`.
     """
-    import zoo.models  # noqa: F401  (registers the zoo's classes)
-
+    # The zoo's classes are registered by the package import (zoo/__init__.py),
+    # which runs before this module: presets import no model (keras-hub's preset_utils alike).
     folder, config, meta = verify(name_or_path)
     if not isinstance(config, dict) or "class_name" not in config:
         raise PresetIntegrityError(f"{folder / CONFIG_FILE} is not a serialized Keras object.")
@@ -271,10 +290,10 @@ def _config(model):
 
 def _save_weights(model, path):
     """Weights only: the optimizer's slots are training state (BackupAndRestore keeps them)."""
-    from keras.src.saving import saving_lib
+    from zoo.core import keras_internals
 
     skip = [model.optimizer] if getattr(model, "optimizer", None) is not None else None
-    saving_lib.save_weights_only(model, os.fspath(path), objects_to_skip=skip)
+    keras_internals.save_weights_only(model, path, objects_to_skip=skip)
 
 
 def save_preset(model, path, metadata=None):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data import ranges
+
 
 def image_grid(images, cols=None, pad=2):
     """(n, h, w, c) images in [0, 1] or uint8 -> one uint8 (H, W, c) grid."""
@@ -12,7 +14,7 @@ def image_grid(images, cols=None, pad=2):
     if images.ndim != 4:
         raise ValueError(f"Expected images (n, h, w, c); got shape {images.shape}.")
     if images.dtype != np.uint8:
-        images = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+        images = ranges.to_pixels(images)
     n, h, w, c = images.shape
     cols = cols or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))

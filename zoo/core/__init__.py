@@ -2,6 +2,6 @@
 
 from zoo.core.model import AdversarialModel
 from zoo.core.optimizers import PlayerOptimizers
-from zoo.core.step import data_parallel, player_update
+from zoo.core.backend import data_parallel, player_update
 
 __all__ = ["AdversarialModel", "PlayerOptimizers", "data_parallel", "player_update"]

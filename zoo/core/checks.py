@@ -95,3 +95,42 @@ def as_value_error(e, steps_done=None):
         f"A training batch read from the dataset{after} {what}; every batch is checked. Clean "
         "the source data (or filter it in the pipeline)."
     )
+
+
+def check_real_batch(x, data_shape, data_range):
+    """Raise a ValueError naming the problem if `x` is not a batch of real data."""
+    x = np.asarray(x)
+    if tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(
+            f"Expected data of shape (batch, {', '.join(map(str, data_shape))}); "
+            f"got {x.shape}."
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = " (raw uint8 pixels? zoo.data scales them)" if x.dtype == np.uint8 else ""
+        raise ValueError(f"Expected floating-point data; got dtype {x.dtype}{hint}.")
+    bad = non_finite_message(x)
+    if bad:
+        raise ValueError(f"The data holds {bad}.")
+    if data_range is not None and x.size:
+        lo, hi = data_range
+        tol = 1e-3 * (hi - lo)
+        if x.min() < lo - tol or x.max() > hi + tol:
+            raise ValueError(
+                f"Data values span [{x.min():.3g}, {x.max():.3g}], outside the model's "
+                f"data_range [{lo:g}, {hi:g}]; scale them (zoo.data does)."
+            )
+
+
+def non_finite_message(x):
+    """"" if x is finite, else e.g. "3 NaN and 1 infinite values (the first at row 300)"."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact):
+        return ""
+    finite = np.isfinite(x)
+    if finite.all():
+        return ""
+    n_nan = int(np.isnan(x).sum())
+    n_inf = int(finite.size - finite.sum()) - n_nan
+    parts = [f"{n_nan} NaN"] * bool(n_nan) + [f"{n_inf} infinite"] * bool(n_inf)
+    first = int(np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))[0]) if x.ndim else 0
+    return f"{' and '.join(parts)} values (the first at row {first})"

@@ -30,7 +30,7 @@ BackupAndRestore backups, carried in JAX's jitted state like batch-norm
 statistics, and `generate()` simply calls that network. The update is written
 in `keras.ops` inside the train step, after the player's update, so it runs
 under `jit_compile` on every backend (on JAX its assignments land in the
-step's stateless scope, see `zoo.core.step`).
+step's stateless scope, see `zoo.core.backend`).
 """
 
 import keras
@@ -50,9 +50,9 @@ def validate(ema_decay, ema_start, ema_warmup):
 
 def shadow_copy(network):
     """A non-trainable network of the same architecture holding `network`'s weights."""
-    from keras.src.models.functional import Functional
+    from zoo.core import keras_internals
 
-    if isinstance(network, (keras.Sequential, Functional)):
+    if isinstance(network, keras.Sequential) or keras_internals.is_functional(network):
         shadow = keras.models.clone_model(network)
     else:  # a subclassed model: rebuilt from its config, built on its input shape
         shadow = type(network).from_config(network.get_config())

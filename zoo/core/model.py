@@ -18,17 +18,16 @@ The same code then trains with `fit` on TensorFlow, JAX and PyTorch, with
 """
 
 import inspect
-import json
-import os
 import warnings
 
 import keras
 import numpy as np
-from keras.src.saving import serialization_lib
 
+from zoo import presets  # below the core: it imports no model
 from zoo.core import checks
 from zoo.core import ema as averaging
-from zoo.core import step as backend_step
+from zoo.core import keras_internals
+from zoo.core import backend
 from zoo.core.optimizers import PlayerOptimizers
 
 
@@ -41,9 +40,7 @@ class _BundledPresets:
     def __get__(self, obj, owner):
         if obj is not None:
             raise AttributeError(f"presets is a class attribute: use {owner.__name__}.presets")
-        from zoo.hub import bundled_of_class
-
-        return bundled_of_class(owner)
+        return presets.bundled_of_class(owner)
 
 
 class AdversarialModel(keras.Model):
@@ -54,16 +51,23 @@ class AdversarialModel(keras.Model):
     #: attribute names of the networks whose weights may be averaged over
     #: training (`ema_decay`, see `init_ema` and `zoo.core.ema`): the generator's.
     averaged_networks = ()
+    #: constructor arguments kept as attributes of the same name, saved by get_config.
+    config_attributes = ()
+    #: labels in the data: "refused" (images only), "conditional" (required when
+    #: the model has `num_classes`, refused otherwise) or "required".
+    label_policy = "refused"
+    #: the model's name in messages.
+    display_name = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         # The model's own steps, written once, adapted to the backend's trainer.
         if "train_step" in cls.__dict__:
-            cls.train_step = backend_step.stateless_step(
+            cls.train_step = backend.stateless_step(
                 _counting_steps(cls.__dict__["train_step"])
             )
         if "test_step" in cls.__dict__:
-            cls.test_step = backend_step.stateless_step(_replica_logs(cls.__dict__["test_step"]))
+            cls.test_step = backend.stateless_step(_replica_logs(cls.__dict__["test_step"]))
 
     # -- players ------------------------------------------------------------
     def player_variables(self, player):
@@ -83,11 +87,12 @@ class AdversarialModel(keras.Model):
         return list(dict.fromkeys(a for attrs in cls.players.values() for a in attrs))
 
     def get_config(self):
-        # The sub-networks are part of every zoo model's config; subclasses add
-        # their hyperparameters.
+        # The sub-networks and the hyperparameters a subclass lists in
+        # `config_attributes` (its constructor's own arguments, as attributes).
         config = {
             **super().get_config(),
             **{n: keras.saving.serialize_keras_object(getattr(self, n)) for n in self.network_names()},
+            **{k: getattr(self, k) for k in self.config_attributes},
         }
         if self.averaged_networks:
             config.update(ema_decay=self.ema_decay, ema_start=self.ema_start, ema_warmup=self.ema_warmup)
@@ -150,8 +155,6 @@ class AdversarialModel(keras.Model):
         preset folder, or hf://owner/repo), weights checked against their sha256.
         Refuses a preset that holds another kind of model. `load_weights=False`:
         the preset's architecture with fresh weights. See `zoo.presets`."""
-        from zoo import presets
-
         return presets.load(preset, expected_class=cls, compile=compile, load_weights=load_weights)
 
     def default_optimizer(self, player):
@@ -214,7 +217,8 @@ class AdversarialModel(keras.Model):
         if all(getattr(self, n).built for n in self.network_names()):
             self.optimizer.build()
         # What compile_from_config() needs to rebuild this after load_model().
-        self._compile_config = serialization_lib.SerializableDict(
+        keras_internals.set_compile_config(
+            self,
             jit_compile=jit_compile,
             run_eagerly=run_eagerly,
             steps_per_execution=steps_per_execution,
@@ -239,7 +243,7 @@ class AdversarialModel(keras.Model):
             raise RuntimeError(
                 f"Call {type(self).__name__}.compile() before training."
             )
-        result = backend_step.player_update(
+        result = backend.player_update(
             self.optimizer[player], self.player_variables(player), loss_fn, gate
         )
         self._update_ema(player)  # the averages follow the player's new weights
@@ -250,24 +254,42 @@ class AdversarialModel(keras.Model):
         `self.noise(keras.random.normal, (n, latent_dim))`: the model's training
         noise. Under data parallelism each replica gets its rows of one draw for
         the global batch, so two devices see the noise one device would."""
-        return backend_step.replica_draw(
+        return backend.replica_draw(
             lambda s: draw(s, seed=self.seed_generator, **kwargs), shape
         )
 
     # -- logs -----------------------------------------------------------------
+    def init_logs(self, names):
+        """One mean tracker per value the steps log. `names`: a sequence, or
+        {phase: sequence} for a model with phases (`self.phase`), which then logs
+        the current phase's values only (the others would read 0)."""
+        phases = isinstance(names, dict)
+        self._phase_logs = {p: tuple(v) for p, v in names.items()} if phases else None
+        flat = dict.fromkeys(n for v in names.values() for n in v) if phases else names
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in flat}
+
+    def track(self, **values):
+        """Update the trackers with this step's values; returns `logs()`."""
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return self.logs()
+
     @property
     def metrics(self):
         # Only the model's own trackers: there is no compiled loss.
-        keras_loss = getattr(self, "_loss_tracker", None)
+        keras_loss = keras_internals.compiled_loss_tracker(self)
         return [m for m in super().metrics if m is not keras_loss]
 
     def logs(self):
-        """The trackers' values, plus "loss": the sum of the players' "*_loss"
-        trackers. That sum is not an objective anyone minimises; it is there so
-        that Keras tools which watch "loss" (TerminateOnNaN, progress bars) see a
-        NaN or Inf in any player. Models with a true objective override it."""
-        logs = {m.name: m.result() for m in self.metrics}
-        player_losses = [v for k, v in logs.items() if k.endswith("_loss")]
+        """The trackers' values (this phase's, for a model with phases), plus
+        "loss" unless the model logs one: the sum of the players' losses
+        ("<player>_loss"). That sum is not an objective anyone minimises; it is
+        there so that Keras tools which watch "loss" (TerminateOnNaN, progress
+        bars) see a NaN or Inf in any player."""
+        phase_logs = getattr(self, "_phase_logs", None)
+        shown = phase_logs[self.phase] if phase_logs else None
+        logs = {m.name: m.result() for m in self.metrics if shown is None or m.name in shown}
+        player_losses = [logs[f"{p}_loss"] for p in self.players if f"{p}_loss" in logs]
         if player_losses and "loss" not in logs:
             logs["loss"] = sum(player_losses[1:], player_losses[0])
         return logs
@@ -297,7 +319,8 @@ class AdversarialModel(keras.Model):
         # under tf.distribute it first averages over the replicas: that fails under
         # MultiWorkerMirroredStrategy (keras-team/keras#20585). A zoo model is
         # built when constructed and its optimizers when compiled: nothing to build.
-        if all(layer.built for layer in self._flatten_layers()) and (
+        # (A private Keras method: see zoo.core.keras_internals.OVERRIDDEN.)
+        if all(layer.built for layer in keras_internals.all_layers(self)) and (
             self.optimizer is None or self.optimizer.built
         ):
             return
@@ -351,15 +374,66 @@ class AdversarialModel(keras.Model):
         if batch is not None:
             self.check_batch(*batch)
 
+    # -- the data a step takes: images, and labels by `label_policy` ---------------
+    def _name(self):
+        return self.display_name or type(self).__name__
+
+    def labels_wanted(self):
+        """True if batches must hold labels, False if they must not."""
+        if self.label_policy == "conditional":
+            return getattr(self, "num_classes", None) is not None
+        return self.label_policy == "required"
+
+    def label_presence_error(self, given):
+        """The message for labels given to a model that refuses them, or missing
+        where it needs them; None if all is well."""
+        wanted = self.labels_wanted()
+        if given and not wanted:
+            if self.label_policy == "conditional":
+                return (f"Labels were given to an unconditional {self._name()} (num_classes=None): "
+                        f"pass images only, or build the {self._name()} with num_classes.")
+            return f"{self._name()} takes images only; labels were given."
+        if wanted and not given:
+            return self.missing_labels_message()
+        return None
+
+    def missing_labels_message(self):
+        return f"This {self._name()} is conditional on {self.num_classes} classes: pass (images, labels)."
+
+    def _unpack(self, data):
+        """(x, y) of a batch; y as the model's label vectors, or None."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        message = self.label_presence_error(y is not None)
+        if message:
+            raise ValueError(message)
+        # torch's train_on_batch may pass NumPy through; a network called on
+        # [x, noise] must not mix arrays and tensors.
+        x = keras.ops.convert_to_tensor(x)
+        return x, (None if y is None else self.label_vectors(y))
+
+    def label_vectors(self, y):
+        return y
+
     def check_batch(self, x, y):
-        pass
+        """A ValueError naming the problem if (x, y) is not a batch for this model:
+        shape, dtype, NaN and range of x (`data_shape`, `data_range`), labels by
+        `label_policy` and the model's `check_labels`."""
+        checks.check_real_batch(x, self.data_shape, self.data_range)
+        message = self.label_presence_error(y is not None)
+        if message:
+            raise ValueError(message)
+        if y is not None:
+            self.check_labels(np.asarray(y))
+
+    def check_labels(self, y):
+        """Subclasses that take labels check their values here (NumPy)."""
 
 
 def _counting_steps(fn):
     def train_step(self, data):
         logs = fn(self, data)
         self.optimizer.iterations.assign_add(1)
-        return backend_step.replica_logs(logs)
+        return backend.replica_logs(logs)
 
     train_step.__wrapped__ = fn
     train_step.__name__ = fn.__name__
@@ -369,7 +443,7 @@ def _counting_steps(fn):
 
 def _replica_logs(fn):
     def test_step(self, data):
-        return backend_step.replica_logs(fn(self, data))
+        return backend.replica_logs(fn(self, data))
 
     test_step.__wrapped__ = fn
     test_step.__name__ = fn.__name__
@@ -392,13 +466,9 @@ def _resume_position(x, callbacks, steps_per_epoch):
     if not backups or not hasattr(x, "skip"):
         return x
     backup = backups[0]
-    path = getattr(backup, "_training_metadata_path", None) or os.path.join(
-        backup.backup_dir, "training_metadata.json"
-    )
-    if not os.path.exists(path):
+    epoch = keras_internals.backup_saved_epoch(backup)
+    if epoch is None:
         return x
-    with open(path) as f:
-        epoch = int(json.load(f).get("epoch", 0))
     if backup.save_freq != "epoch":
         warnings.warn(
             "BackupAndRestore(save_freq=<int>) restores weights saved in the middle "

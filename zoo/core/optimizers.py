@@ -4,7 +4,7 @@ Keras's trainers know one `model.optimizer`. On JAX its jitted state carries
 exactly `model.optimizer.variables`, so a model with several players needs an
 optimizer whose `variables` are all the players' optimizers' variables. That is
 `PlayerOptimizers`; it never applies a gradient itself: each player's update
-goes through `zoo.core.step.player_update` with that player's optimizer.
+goes through `zoo.core.backend.player_update` with that player's optimizer.
 Its own `iterations` counts train steps, so TensorBoard and learning-rate logs
 see one step per batch whatever the number of player updates in it.
 """
@@ -39,7 +39,8 @@ class PlayerOptimizers(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        own = self._variables[:]
+        # Keras's Optimizer.variables: this optimizer's own (its step counter).
+        own = list(super().variables)
         for name in self._player_names:
             own.extend(self.players[name].variables)
         return own
@@ -47,11 +48,11 @@ class PlayerOptimizers(keras.optimizers.Optimizer):
     # Each player's optimizer saves itself as a child object; this one saves
     # only its own step counter, so no variable is stored twice.
     def save_own_variables(self, store):
-        for i, variable in enumerate(self._variables):
+        for i, variable in enumerate(super().variables):
             store[str(i)] = variable.numpy()
 
     def load_own_variables(self, store):
-        for i, variable in enumerate(self._variables):
+        for i, variable in enumerate(super().variables):
             if str(i) in store:
                 variable.assign(store[str(i)])
 

@@ -11,6 +11,8 @@ import importlib.util
 
 import numpy as np
 
+from zoo.data import ranges
+from zoo.data.ranges import renamed_value_range
 from zoo.data.sources import load_arrays
 
 
@@ -29,30 +31,35 @@ def _tf():
     return tf
 
 
-def scale(x, value_range=(-1.0, 1.0)):
-    """uint8 pixels [0, 255] -> float32 in `value_range` (NumPy or tf tensors)."""
-    lo, hi = value_range
+def scale(x, data_range=(-1.0, 1.0), *, value_range=None):
+    """uint8 pixels [0, 255] -> float32 in `data_range` (NumPy or tf tensors).
+    `value_range`: the deprecated name of `data_range`."""
+    data_range = renamed_value_range(data_range, value_range, "scale")
     if isinstance(x, np.ndarray):
-        return (x.astype(np.float32) / 255.0) * (hi - lo) + lo
+        return ranges.from_unit(ranges.pixels_to_unit(x), data_range)
     tf = _tf()
-    return tf.cast(x, tf.float32) / 255.0 * (hi - lo) + lo
+    return ranges.from_unit(tf.cast(x, tf.float32) / ranges.PIXEL_MAX, data_range)
 
 
 def make_dataset(
     x,
     y=None,
     batch_size=64,
-    value_range=(-1.0, 1.0),
+    data_range=(-1.0, 1.0),
     shuffle=True,
     seed=0,
     drop_remainder=True,
     repeat=False,
+    *,
+    value_range=None,
 ):
     """A batched, shuffled (seeded), prefetched tf.data pipeline of uint8 images.
 
-    Images stay uint8 in memory and are scaled per batch. Yields `x` or `(x, y)`.
+    Images stay uint8 in memory and are scaled per batch to `data_range` (the
+    model's; `value_range` is its deprecated name). Yields `x` or `(x, y)`.
     `drop_remainder` keeps every batch the same size (k D-steps split a batch).
     """
+    data_range = renamed_value_range(data_range, value_range, "make_dataset")
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise ValueError(f"make_dataset expects uint8 images; got {x.dtype}.")
@@ -72,9 +79,9 @@ def make_dataset(
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if y is None:
-        ds = ds.map(lambda b: scale(b, value_range), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda b: scale(b, data_range), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda b, l: (scale(b, value_range), l), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda b, l: (scale(b, data_range), l), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -82,23 +89,27 @@ def load(
     source,
     split="train",
     batch_size=64,
-    value_range=(-1.0, 1.0),
+    data_range=(-1.0, 1.0),
     labels=False,
     shuffle=True,
     seed=0,
     drop_remainder=True,
     take=None,
+    *,
+    value_range=None,
 ):
-    """Load `source` (tfds name, .npz, image folder or zip) as a tf.data pipeline.
+    """Load `source` (tfds name, .npz, image folder or zip) as a tf.data pipeline,
+    images scaled to `data_range` (`value_range`: its deprecated name).
 
     `labels=True` yields `(images, int labels)` for conditional models. `take`
     keeps the first `take` examples (before shuffling).
     """
+    data_range = renamed_value_range(data_range, value_range, "load")
     x, y, _ = load_arrays(source, split)
     if take is not None:
         x, y = x[:take], y[:take]
     return make_dataset(
-        x, y if labels else None, batch_size=batch_size, value_range=value_range,
+        x, y if labels else None, batch_size=batch_size, data_range=data_range,
         shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
     )
 
@@ -136,9 +147,11 @@ def semi_supervised_dataset(
     x_unlabelled,
     batch_size=64,
     labelled_fraction=0.5,
-    value_range=(-1.0, 1.0),
+    data_range=(-1.0, 1.0),
     seed=0,
     stream="auto",
+    *,
+    value_range=None,
 ):
     """An endless pipeline of `(images, labels)` mixing labelled and unlabelled
     images, for semi-supervised models (DSH-GAN). Unlabelled images carry label
@@ -151,7 +164,9 @@ def semi_supervised_dataset(
 
     `stream`: "tf.data", "numpy" (a generator of NumPy batches with the same
     sampling law, not the same draws) or "auto" (tf.data when TensorFlow is installed).
+    Images are scaled to `data_range` (`value_range`: its deprecated name).
     """
+    data_range = renamed_value_range(data_range, value_range, "semi_supervised_dataset")
     x_labelled, x_unlabelled = np.asarray(x_labelled), np.asarray(x_unlabelled)
     y_labelled = np.asarray(y_labelled)
     for name, x in (("x_labelled", x_labelled), ("x_unlabelled", x_unlabelled)):
@@ -177,7 +192,7 @@ def semi_supervised_dataset(
     if stream == "numpy" or (stream == "auto" and not has_tensorflow()):
         parts = [(x_labelled, y_labelled)] + ([(x_unlabelled, y_unlabelled)] if use_unlabelled else [])
         weights = [labelled_fraction, 1.0 - labelled_fraction][: len(parts)]
-        return _numpy_mix(parts, weights, batch_size, value_range, seed)
+        return _numpy_mix(parts, weights, batch_size, data_range, seed)
     tf = _tf()
 
     def endless(x, y, s):
@@ -191,11 +206,11 @@ def semi_supervised_dataset(
         weights.append(1.0 - labelled_fraction)
     ds = tf.data.Dataset.sample_from_datasets(parts, weights, seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda b, l: (scale(b, value_range), l), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda b, l: (scale(b, data_range), l), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _numpy_mix(parts, weights, batch_size, value_range, seed):
+def _numpy_mix(parts, weights, batch_size, data_range, seed):
     """Endless `(images, labels)` batches: each example from part i with
     probability weights[i]; each part read in a fresh seeded permutation per pass."""
     rng = np.random.default_rng(seed)
@@ -222,4 +237,4 @@ def _numpy_mix(parts, weights, batch_size, value_range, seed):
             xs.append(x[idx])
             ys.append(y[idx])
         perm = rng.permutation(batch_size)  # interleave the parts within the batch
-        yield scale(np.concatenate(xs)[perm], value_range), np.concatenate(ys)[perm]
+        yield scale(np.concatenate(xs)[perm], data_range), np.concatenate(ys)[perm]

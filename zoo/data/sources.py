@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.data import ranges
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
@@ -84,7 +86,7 @@ def _as_nhwc_uint8(x, where):
     lo, hi = x.min(), x.max()
     if x.dtype.kind == "f" and lo >= 0 and hi <= 1:
         # Floats in [0, 1] (the usual float image convention): scale, do not truncate to 0.
-        return np.round(x * 255.0).astype(np.uint8)
+        return ranges.to_pixels(x)
     if lo < 0 or hi > 255:
         raise DataError(
             f"{where}: pixels span [{lo:g}, {hi:g}] (dtype {x.dtype}); expected uint8 in [0, 255] "

@@ -26,7 +26,7 @@ def classify(images, dataset, batch_size=500):
     import keras
 
     extractor = FeatureExtractor.load(dataset)
-    x = images_to_model(images, extractor.image_shape, extractor.value_range)
+    x = images_to_model(images, extractor.image_shape, extractor.data_range)
     logits = [keras.ops.convert_to_numpy(extractor.classifier(x[s: s + batch_size], training=False))
               for s in range(0, len(x), batch_size)]
     return np.concatenate(logits).argmax(axis=-1)

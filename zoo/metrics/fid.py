@@ -18,17 +18,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from zoo.data.ranges import renamed_value_range
 from zoo.models.common import images_to_model
-
-SAVED_MODELS = Path(__file__).resolve().parents[2] / "saved_models"
+from zoo.presets import SAVED_MODELS  # the one definition
 
 
 class FeatureExtractor:
-    """Penultimate-layer features of a domain classifier, for images in [0, 1] or uint8."""
+    """Penultimate-layer features of a domain classifier, for images in [0, 1] or uint8.
+    `data_range`: the classifier's input range (`value_range`: its deprecated name)."""
 
-    def __init__(self, classifier, value_range=(-1.0, 1.0), layer="features", name=None):
+    def __init__(self, classifier, data_range=(-1.0, 1.0), layer="features", name=None, *, value_range=None):
         self.classifier = classifier
-        self.value_range = tuple(value_range)
+        self.data_range = tuple(renamed_value_range(data_range, value_range, "FeatureExtractor"))
         self.image_shape = tuple(classifier.inputs[0].shape[1:])
         self.model = keras.Model(classifier.inputs[0], classifier.get_layer(layer).output)
         self.name = name or classifier.name
@@ -58,10 +59,16 @@ class FeatureExtractor:
         else:
             model = presets.load(folder, expected_class=keras.Model)
             meta = model.preset_metadata
-        return cls(model, meta.get("value_range", (-1.0, 1.0)), name=Path(folder).name)
+        # "value_range": the key of the bundled presets' metadata (written before the rename).
+        data_range = meta.get("data_range", meta.get("value_range", (-1.0, 1.0)))
+        return cls(model, data_range, name=Path(folder).name)
+
+    @property
+    def value_range(self):  # the old name of data_range
+        return self.data_range
 
     def __call__(self, images, batch_size=500):
-        x = images_to_model(images, self.image_shape, self.value_range)
+        x = images_to_model(images, self.image_shape, self.data_range)
         outs = [keras.ops.convert_to_numpy(self.model(x[s : s + batch_size], training=False))
                 for s in range(0, len(x), batch_size)]
         return np.concatenate(outs).astype(np.float64)

@@ -25,7 +25,7 @@ they run on TensorFlow, JAX and PyTorch), with p(z) = N(0, I):
 - `grid_log_likelihood`: dense numerical integration over a grid, the exact
   reference for 1- to 3-d latents (the AVB toy problem's 2-d latent).
 
-Only log p(x|z) and its gradient in z (`zoo.core.step.input_value_and_grad`) run
+Only log p(x|z) and its gradient in z (`zoo.core.backend.input_value_and_grad`) run
 on the backend; the sampler's own arithmetic is NumPy, with float64 Hamiltonians
 and log-weights.
 
@@ -43,7 +43,7 @@ import math
 import numpy as np
 from keras import ops
 
-from zoo.core.step import input_value_and_grad
+from zoo.core.backend import input_value_and_grad
 from zoo.models.common import check_real_batch, images_to_model
 
 SCHEDULES = ("sigmoid", "linear")
@@ -77,7 +77,9 @@ def _positive_int(name, value):
 
 
 def _is_model(obj):
-    return hasattr(obj, "decoder") and hasattr(obj, "reconstruction_nll") and hasattr(obj, "latent_dim")
+    from zoo.models.capabilities import ExplicitLikelihood
+
+    return isinstance(obj, ExplicitLikelihood)
 
 
 def model_log_likelihood_fn(model):

@@ -41,9 +41,10 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
+from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Generator, as_output
 from zoo.models.common import (
-    bernoulli_nll, check_count, check_fits_in_memory, check_latents, check_real_batch, float32,
-    gaussian_kl, gaussian_nll, images_to_model, in_batches, model_to_unit, non_finite_message, seeded_normal,
+    check_count, check_latents, float32, gaussian_kl, images_to_model, in_batches, model_to_unit,
+    non_finite_message, reconstruction_nll, seeded_normal,
 )
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -59,7 +60,7 @@ def adversary_cost(t_q, t_p):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class AVB(AdversarialModel):
+class AVB(Generator, Autoencoder, ExplicitLikelihood, AdversarialModel):
     """AVB with players "T" and "vae".
 
     Args:
@@ -80,6 +81,11 @@ class AVB(AdversarialModel):
     """
 
     players = {"T": ("adversary",), "vae": ("encoder", "decoder")}
+    config_attributes = ("likelihood", "pixel_sigma", "adaptive_contrast", "contrast_samples", "stop_moments",
+                         "t_steps", "data_range", "seed")
+    #: draws of z ~ q(z|x) whose mean is `encode`'s posterior mean, when the
+    #: encoder does not give E[z|x] itself.
+    posterior_mean_samples = 64
 
     def __init__(self, encoder, decoder, adversary, likelihood="bernoulli", pixel_sigma=0.1,
                  adaptive_contrast=False, contrast_samples=8, stop_moments=True, t_steps=1,
@@ -107,7 +113,7 @@ class AVB(AdversarialModel):
         self.noise_dim = int(encoder.inputs[1].shape[-1])
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "reconstruction", "kl", "t_loss")}
+        self.init_logs(["loss", "reconstruction", "kl", "t_loss"])
         self.built = True
 
     @classmethod
@@ -193,41 +199,21 @@ class AVB(AdversarialModel):
         return rec + kl, (rec, kl)
 
     def reconstruction_nll(self, x, decoded):
-        if self.likelihood == "bernoulli":
-            return bernoulli_nll(x, decoded)
-        return gaussian_nll(x, decoded, self.pixel_sigma)
+        return reconstruction_nll(x, decoded, self.likelihood, self.pixel_sigma)
 
     # -- one training step -----------------------------------------------------------
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         for _ in range(self.t_steps):
             t_loss, _ = self.update("T", lambda: self.adversary_loss(x))
         loss, (rec, kl) = self.update("vae", lambda: self.vae_loss(x))
-        return self._track(loss=loss, reconstruction=rec, kl=kl, t_loss=t_loss)
+        return self.track(loss=loss, reconstruction=rec, kl=kl, t_loss=t_loss)
 
     def test_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         t_loss, _ = self.adversary_loss(x, training=False)
         loss, (rec, kl) = self.vae_loss(x, training=False)
-        return self._track(loss=loss, reconstruction=rec, kl=kl, t_loss=t_loss)
-
-    def _track(self, **values):
-        for name, v in values.items():
-            self.trackers[name].update_state(v)
-        return self.logs()
-
-    def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if y is not None:
-            raise ValueError("AVB takes data only; labels were given.")
-        # torch's train_on_batch may pass NumPy through; the encoder's [x, eps]
-        # input must not mix arrays and tensors.
-        return ops.convert_to_tensor(x)
-
-    def check_batch(self, x, y):
-        check_real_batch(x, self.data_shape, self.data_range)
-        if y is not None:
-            raise ValueError("AVB takes data only; labels were given.")
+        return self.track(loss=loss, reconstruction=rec, kl=kl, t_loss=t_loss)
 
     # -- API ---------------------------------------------------------------------------
     def z_phi(self, x, eps, training=False):
@@ -235,14 +221,14 @@ class AVB(AdversarialModel):
         encoded = self.encoder([x, eps], training=training)
         return encoded[0] if self.encoder_moments else encoded
 
-    def decoder_mean(self, z, training=False):
+    def _decoder_mean(self, z, training=False):
         """E[x|z]: sigmoid of the logits (Bernoulli) or the Gaussian mean, in model range."""
         decoded = self.decoder(z, training=training)
         return ops.sigmoid(decoded) if self.likelihood == "bernoulli" else decoded
 
     def call(self, inputs, training=False):
         """[x, eps] -> the decoder's mean at z = z_phi(x, eps)."""
-        return self.decoder_mean(self.z_phi(*inputs, training=training), training=training)
+        return self._decoder_mean(self.z_phi(*inputs, training=training), training=training)
 
     def _to_model(self, images):
         if self.data_range is None or len(self.data_shape) != 3:
@@ -264,36 +250,37 @@ class AVB(AdversarialModel):
             return ops.convert_to_numpy(x)
         return model_to_unit(x, self.data_range)
 
-    def encode(self, x, n_samples=1, seed=None, batch_size=256):
-        """Samples z ~ q(z|x), shape (n, n_samples, latent); the noise is seeded (NumPy)."""
-        x = self._to_model(x)
+    def sample_posterior(self, images, n_samples=1, seed=None, batch_size=256):
+        """(n, n_samples, latent_dim) draws z = z_phi(x, eps), eps seeded (NumPy)."""
+        x = self._to_model(images)
         n_samples = check_count(n_samples, "n_samples")
         xr = np.repeat(x, n_samples, axis=0)
         eps = seeded_normal(len(xr), self.noise_dim, seed)
         z = in_batches(self.z_phi, [xr, eps], batch_size)
         return z.reshape(len(x), n_samples, self.latent_dim)
 
-    def decode(self, z, batch_size=256):
-        """The decoder's mean for latent codes z, in [0, 1] for images."""
+    def encode(self, images, batch_size=256):
+        """(n, latent_dim): the posterior mean E[z|x]; from the encoder when it gives
+        it (the basis encoder), else the mean of `posterior_mean_samples` draws
+        (seed 0)."""
+        if self.encoder_moments:
+            x = self._to_model(images)
+            eps = np.zeros((len(x), self.noise_dim), "float32")  # the moments do not depend on eps
+            return in_batches(lambda b, e: self.encoder([b, e], training=False)[1], [x, eps], batch_size)
+        return self.sample_posterior(images, self.posterior_mean_samples, seed=0, batch_size=batch_size).mean(1)
+
+    posterior_inputs = ("eps",)
+
+    def posterior_tensors(self, x, eps=None):
+        return {"z": self.z_phi(x, eps)}
+
+    def decode_tensor(self, z, labels=None):
+        return self._decoder_mean(z)
+
+    def decode(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+        """The decoder's mean for latent codes z, in [0, 1] for images (AVB keeps no
+        moving average: `use_ema` is accepted for the common interface)."""
+        self._check_no_labels(labels)
         z = check_latents(z, self.latent_dim)
-        return self._to_user(in_batches(self.decoder_mean, [z], batch_size))
-
-    def reconstruct(self, x, seed=None, batch_size=256):
-        """Dec(z) for one z ~ q(z|x) per input."""
-        return self.decode(self.encode(x, 1, seed, batch_size)[:, 0], batch_size)
-
-    def generate(self, n, seed=None, batch_size=256):
-        """n samples of the decoder's mean at z ~ N(0, I)."""
-        n = check_count(n)
-        check_fits_in_memory(n, self.data_shape, "AVB.generate")
-        return self.decode(seeded_normal(n, self.latent_dim, seed), batch_size)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "likelihood": self.likelihood, "pixel_sigma": self.pixel_sigma,
-            "adaptive_contrast": self.adaptive_contrast, "contrast_samples": self.contrast_samples,
-            "stop_moments": self.stop_moments, "t_steps": self.t_steps, "data_range": self.data_range,
-            "seed": self.seed,
-        }
-
+        x = self._to_user(in_batches(self._decoder_mean, [z], batch_size))
+        return as_output(x, output) if output == "uint8" else x  # vectors (toy data) stay as they are

@@ -6,6 +6,9 @@ import os
 import numpy as np
 from keras import ops
 
+from zoo.core.checks import check_real_batch, non_finite_message  # noqa: F401  (re-exported)
+from zoo.data import ranges
+
 
 def float32(*tensors):
     """The tensors in float32. Losses are computed in float32 whatever the
@@ -42,28 +45,12 @@ def bernoulli_nll(x, logits):
     return ops.sum(ops.reshape(per, (ops.shape(x)[0], -1)), axis=-1)
 
 
-def check_real_batch(x, data_shape, data_range):
-    """Raise a ValueError naming the problem if `x` is not a batch of real data."""
-    x = np.asarray(x)
-    if tuple(x.shape[1:]) != tuple(data_shape):
-        raise ValueError(
-            f"Expected data of shape (batch, {', '.join(map(str, data_shape))}); "
-            f"got {x.shape}."
-        )
-    if not np.issubdtype(x.dtype, np.floating):
-        hint = " (raw uint8 pixels? zoo.data scales them)" if x.dtype == np.uint8 else ""
-        raise ValueError(f"Expected floating-point data; got dtype {x.dtype}{hint}.")
-    bad = non_finite_message(x)
-    if bad:
-        raise ValueError(f"The data holds {bad}.")
-    if data_range is not None and x.size:
-        lo, hi = data_range
-        tol = 1e-3 * (hi - lo)
-        if x.min() < lo - tol or x.max() > hi + tol:
-            raise ValueError(
-                f"Data values span [{x.min():.3g}, {x.max():.3g}], outside the model's "
-                f"data_range [{lo:g}, {hi:g}]; scale them (zoo.data does)."
-            )
+def reconstruction_nll(x, decoded, likelihood, pixel_sigma):
+    """-log p(x|z) per example: Bernoulli on the decoder's logits (x in [0, 1]) or
+    a Gaussian of width `pixel_sigma` around its output."""
+    if likelihood == "bernoulli":
+        return bernoulli_nll(x, decoded)
+    return gaussian_nll(x, decoded, pixel_sigma)
 
 
 def images_to_model(images, data_shape, data_range):
@@ -78,9 +65,7 @@ def images_to_model(images, data_shape, data_range):
         raise ValueError(
             f"Expected images of shape (n, {', '.join(map(str, data_shape))}); got {x.shape}."
         )
-    if x.dtype == np.uint8:
-        x = x.astype("float32") / 255.0
-    elif np.issubdtype(x.dtype, np.floating):
+    if np.issubdtype(x.dtype, np.floating):
         bad = non_finite_message(x)
         if bad:
             raise ValueError(f"The images hold {bad}; pass finite pixels in [0, 1] or uint8.")
@@ -88,33 +73,14 @@ def images_to_model(images, data_shape, data_range):
             raise ValueError(
                 f"Float images must be in [0, 1]; got values in [{x.min():.3g}, {x.max():.3g}]."
             )
-        x = x.astype("float32")
-    else:
+    elif x.dtype != np.uint8:
         raise ValueError(f"Images must be uint8 or float in [0, 1]; got dtype {x.dtype}.")
-    lo, hi = data_range
-    return x * (hi - lo) + lo
+    return ranges.to_range(x, data_range)
 
 
 def model_to_unit(x, data_range):
     """Model outputs in data_range -> NumPy float32 in [0, 1]."""
-    x = ops.convert_to_numpy(x)
-    lo, hi = data_range
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype("float32")
-
-
-def non_finite_message(x):
-    """"" if x is finite, else e.g. "3 NaN and 1 infinite values (the first at row 300)"."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.inexact):
-        return ""
-    finite = np.isfinite(x)
-    if finite.all():
-        return ""
-    n_nan = int(np.isnan(x).sum())
-    n_inf = int(finite.size - finite.sum()) - n_nan
-    parts = [f"{n_nan} NaN"] * bool(n_nan) + [f"{n_inf} infinite"] * bool(n_inf)
-    first = int(np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))[0]) if x.ndim else 0
-    return f"{' and '.join(parts)} values (the first at row {first})"
+    return ranges.to_unit(ops.convert_to_numpy(x), data_range)
 
 
 def check_count(n, what="n"):
@@ -214,7 +180,7 @@ def seeded_normal(n, dim, seed):
 
 
 __all__ = [
-    "reparameterize", "gaussian_kl", "gaussian_nll", "bernoulli_nll",
+    "reparameterize", "gaussian_kl", "gaussian_nll", "bernoulli_nll", "reconstruction_nll",
     "check_real_batch", "images_to_model", "non_finite_message", "check_count", "check_latents",
     "check_fits_in_memory", "model_to_unit", "in_batches", "slerp", "seeded_normal",
 ]

@@ -54,12 +54,12 @@ import numpy as np
 from keras import ops
 
 from zoo.core import AdversarialModel
-from zoo.core import step as backend_step
+from zoo.core import keras_internals
+from zoo.core import backend
 from zoo.models import augment, blocks
-from zoo.models.common import check_real_batch, float32, images_to_model, in_batches
+from zoo.models.capabilities import LATENT_DISTRIBUTIONS, Hasher, NetworkGenerator
+from zoo.models.common import float32, images_to_model, in_batches
 from zoo.models.gan import (
-    LATENT_DISTRIBUTIONS,
-    GeneratorSampling,
     check_r1_gamma,
     discriminator_cost,
     generator_cost,
@@ -104,6 +104,12 @@ def masked_mean(values, mask):
     return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
+def negatives_of(y, u):
+    """One-hot y' sharing no label with y, given uniform draws u of y's shape: the
+    class of largest u outside y (u - 2y puts every class of y below every other)."""
+    return ops.one_hot(ops.argmax(u - 2.0 * float32(y), axis=-1), ops.shape(y)[-1])
+
+
 def has_labels(y):
     """1.0 for rows with at least one label, 0.0 for unlabelled (all-zero) rows."""
     return ops.cast(ops.sum(y, axis=-1) > 0, "float32")
@@ -113,7 +119,7 @@ def has_labels(y):
 # The model
 # ---------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="zoo")
-class DSHGAN(GeneratorSampling, AdversarialModel):
+class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
     """DSH-GAN with players "g" (generator), "d" (pre-training discriminator)
     and "h" (hashing network).
 
@@ -149,6 +155,11 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
 
     players = {"g": ("generator",), "d": ("discriminator",), "h": ("hasher",)}
     averaged_networks = ("generator",)
+    config_attributes = ("margin", "class_weight", "adversary_weight", "synthetic_triplets", "multi_label",
+                         "latent_distribution", "data_range", "phase", "diversity_weight", "seed", "r1_gamma",
+                         "diff_augment")
+    label_policy = "required"  # every batch: labels, -1 (or all-zero vectors) for unlabelled images
+    display_name = "DSH-GAN"
 
     def __init__(self, generator, discriminator, hasher, margin=None, class_weight=1.0,
                  adversary_weight=1.0, synthetic_triplets=True, multi_label=False,
@@ -192,13 +203,14 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         self.phase = phase
 
         self.seed_generator = keras.random.SeedGenerator(seed)
-        names = ("d_loss", "g_loss", "D_x", "D_G_z", "h_loss", "triplet_loss",
-                 "class_loss", "adversary_loss", "H_x", "H_G_z")
         self.r1_gamma = check_r1_gamma(r1_gamma)
         self.diff_augment = augment.check_policy(diff_augment)
-        if self.r1_gamma:
-            names = names + ("r1",)
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        # Each phase logs its own values; the real-only ablation has no G or adversary in the hash phase.
+        hash_logs = ["loss", "h_loss", "triplet_loss", "class_loss"]  # loss: H's, this phase's objective
+        if self.synthetic_triplets:
+            hash_logs += ["adversary_loss", "H_x", "H_G_z", "g_loss"]
+        self.init_logs({"pretrain": ["d_loss", "g_loss", "D_x", "D_G_z"] + ["r1"] * bool(self.r1_gamma),
+                        "hash": hash_logs})
         self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
@@ -224,7 +236,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
             raise ValueError(f"phase must be one of {PHASES}; got {value!r}.")
         self._phase = value
         # The phase is read when a step is traced: retrace on the next fit.
-        self.train_function = self.test_function = None
+        keras_internals.forget_compiled_steps(self)
 
     # -- sampling labels, latents and triplets ----------------------------------
     def random_labels(self, n):
@@ -239,8 +251,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         other class, so the argmax is a class outside y whenever one exists (a
         row holding every label has no negative; `valid_negatives` masks it).
         """
-        scores = self.noise(keras.random.uniform, ops.shape(y)) - 2.0 * y
-        return ops.one_hot(ops.argmax(scores, axis=-1), self.num_classes)
+        return negatives_of(y, self.noise(keras.random.uniform, ops.shape(y)))
 
     @staticmethod
     def valid_negatives(y, y_neg):
@@ -295,7 +306,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
 
         r1 = ops.zeros(())
         if self.r1_gamma and training:
-            _, (adv, label_logits), grad = backend_step.input_gradient(logits_of, x, has_aux=True)
+            _, (adv, label_logits), grad = backend.input_gradient(logits_of, x, has_aux=True)
             r1 = r1_penalty(grad, self.r1_gamma)
         else:
             _, (adv, label_logits) = logits_of(x)
@@ -402,7 +413,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
             d_loss, (d_x, d_g_z) = self.discriminator_loss(x, y, fake, training=False)
             y_g = self.paired_labels(y_syn) if self.diversity_weight else y_syn
             g_loss, _ = self.generator_pretrain_loss(self.sample_latent(m), y_g, training=False)
-            return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
+            return self.track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
         return self._hash_step(x, y, update=False)
 
     def _synthetic_labels(self, y):
@@ -419,7 +430,7 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
             y_syn = self.paired_labels(y_syn)
         g_loss, _ = self.update("g", lambda: self.generator_pretrain_loss(z, y_syn))
         extra = {"r1": r1} if self.r1_gamma else {}
-        return self._track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z, **extra)
+        return self.track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z, **extra)
 
     def _hash_step(self, x, y, update):
         step = self.update if update else (lambda player, fn: fn())
@@ -444,27 +455,14 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
 
     def _track_hash(self, h_loss, aux, g_loss=None):
         trip, cls, adv, h_x, h_g_z = aux
-        values = {"h_loss": h_loss, "triplet_loss": trip, "class_loss": cls}
+        values = {"loss": h_loss, "h_loss": h_loss, "triplet_loss": trip, "class_loss": cls}
         if self.synthetic_triplets:
             values.update(adversary_loss=adv, H_x=h_x, H_G_z=h_g_z, g_loss=g_loss)
-        return self._track(**values)
+        return self.track(**values)
 
-    def _track(self, **values):
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        # Only this phase's figures: the others would read 0.
-        logs = {name: self.trackers[name].result() for name in values}
-        logs["loss"] = logs["h_loss"] if "h_loss" in logs else logs["d_loss"] + logs["g_loss"]
-        return logs
-
-    def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None:
-            raise ValueError(
-                "DSH-GAN trains on (images, labels); mark unlabelled images with label -1 "
-                "(integer labels) or an all-zero label vector."
-            )
-        return x, self.label_vectors(y)
+    def missing_labels_message(self):
+        return ("DSH-GAN trains on (images, labels); mark unlabelled images with label -1 "
+                "(integer labels) or an all-zero label vector.")
 
     def label_vectors(self, y):
         """Integer labels (-1 = unlabelled) -> one-hot rows (all-zero if unlabelled);
@@ -503,22 +501,15 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
         labels = np.asarray(labels)
         y = self._check_labels(labels, 1 if labels.ndim == 0 else len(labels))
         rng = np.random.default_rng(seed)
-        scores = rng.uniform(size=y.shape) - 2.0 * y
-        y_neg = np.eye(self.num_classes, dtype="float32")[scores.argmax(axis=1)]
+        u = rng.uniform(size=y.shape).astype("float32")
+        y_neg = ops.convert_to_numpy(negatives_of(ops.convert_to_tensor(y), ops.convert_to_tensor(u)))
         n = len(y)
         pos = self.generate(n, seed=rng.integers(2**31), labels=y)
         neg = self.generate(n, seed=rng.integers(2**31), labels=y_neg)
         return pos, neg, y_neg
 
     # -- input checks -----------------------------------------------------------------------
-    def check_batch(self, x, y):
-        check_real_batch(x, self.data_shape, self.data_range)
-        if y is None:
-            raise ValueError(
-                "DSH-GAN trains on (images, labels); mark unlabelled images with label -1 "
-                "(integer labels) or an all-zero label vector."
-            )
-        y = np.asarray(y)
+    def check_labels(self, y):
         if y.ndim == 1:
             if not np.all(np.equal(np.mod(y, 1), 0)):
                 raise ValueError(f"Integer class labels expected; got dtype {y.dtype}.")
@@ -540,21 +531,3 @@ class DSHGAN(GeneratorSampling, AdversarialModel):
                 "Some label vectors have several labels, but the model is single-label: "
                 "build it with multi_label=True."
             )
-
-    # -- serialization ------------------------------------------------------------------------
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "margin": self.margin,
-            "class_weight": self.class_weight,
-            "adversary_weight": self.adversary_weight,
-            "synthetic_triplets": self.synthetic_triplets,
-            "multi_label": self.multi_label,
-            "latent_distribution": self.latent_distribution,
-            "data_range": self.data_range,
-            "phase": self.phase,
-            "diversity_weight": self.diversity_weight,
-            "seed": self.seed,
-            "r1_gamma": self.r1_gamma,
-            "diff_augment": self.diff_augment,
-        }

@@ -17,7 +17,7 @@ With `num_classes`, both players are conditional: G(z, y) and D(x, y).
 The training toolkit of later GANs, each off by default (old presets load as
 they were):
 
-    hinge (Lim & Ye 2017; Miyato et al. 2018), generator_loss="hinge":
+    hinge (Lim & Ye 2017; Miyato et al. 2018), gan_loss="hinge":
                      J_D = E_x[max(0, 1 - l(x))] + E_z[max(0, 1 + l(G(z)))]
                      J_G = -E_z[l(G(z))]
     R1 (Mescheder et al. 2018), r1_gamma=gamma: J_D + gamma/2 E_x||grad_x l(x)||^2
@@ -31,19 +31,28 @@ they were):
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from zoo.core import AdversarialModel
-from zoo.core import step as backend_step
+from zoo.core import backend
 from zoo.models import augment, blocks
-from zoo.models.common import (
-    check_count, check_fits_in_memory, check_latents, check_real_batch, float32, in_batches,
-    model_to_unit, non_finite_message,
-)
+from zoo.models.capabilities import LATENT_DISTRIBUTIONS, NetworkGenerator, check_int_labels
+from zoo.models.common import float32
 
-GENERATOR_LOSSES = ("minimax", "non_saturating", "hinge")
-LATENT_DISTRIBUTIONS = ("normal", "uniform")
+GAN_LOSSES = ("minimax", "non_saturating", "hinge")
+
+
+def gan_loss_argument(gan_loss, generator_loss=None):
+    """`gan_loss`, or its old name `generator_loss` (presets saved before the rename
+    carry it), checked."""
+    if generator_loss is not None:
+        if gan_loss not in (None, generator_loss):
+            raise ValueError(f"gan_loss={gan_loss!r} and its old name generator_loss={generator_loss!r} disagree.")
+        gan_loss = generator_loss
+    gan_loss = "non_saturating" if gan_loss is None else gan_loss
+    if gan_loss not in GAN_LOSSES:
+        raise ValueError(f"gan_loss must be one of {GAN_LOSSES}; got {gan_loss!r}.")
+    return gan_loss
 
 
 # ---------------------------------------------------------------------------
@@ -85,7 +94,7 @@ def generator_cost(fake_logits, kind="non_saturating"):
         return -0.5 * ops.mean(log_d(fake_logits))
     if kind == "hinge":
         return -ops.mean(float32(fake_logits))
-    raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}; got {kind!r}.")
+    raise ValueError(f"gan_loss must be one of {GAN_LOSSES}; got {kind!r}.")
 
 
 def r1_penalty(grad, gamma):
@@ -109,98 +118,16 @@ def value_function(real_logits, fake_logits):
 
 
 # ---------------------------------------------------------------------------
-# Sampling, shared by every model with a generator G(z) or G(z, y)
-# ---------------------------------------------------------------------------
-class GeneratorSampling:
-    """`sample_latent` (in training), `generate` and `decode_latents` for a model
-    with `generator`, `latent_dim`, `latent_distribution`, `seed_generator`,
-    `num_classes` (None if unconditional), `data_range` and `_g(z, y, training)`."""
-
-    def sample_latent(self, n):
-        """z ~ p(z), drawn from the model's seeded training noise."""
-        shape = (n, self.latent_dim)
-        if self.latent_distribution == "uniform":
-            r = 3.0**0.5
-            return self.noise(keras.random.uniform, shape, minval=-r, maxval=r)
-        return self.noise(keras.random.normal, shape)
-
-    def generate(self, n, seed=None, labels=None, output="float", batch_size=256, use_ema=True):
-        """n samples of G as NumPy: "float" in [0, 1] (images) or "uint8" in [0, 255].
-
-        `seed` fixes the noise (NumPy's generator, so a seed gives the same z on
-        every backend). `labels`: one int for all, n ints, or (n, num_classes)
-        label vectors; required for a conditional model, refused otherwise.
-        `use_ema`: sample the moving average of G's weights when the model keeps
-        one (`ema_decay`); False samples the raw, last-iterate G.
-        """
-        if output not in ("float", "uint8"):
-            raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
-        n = check_count(n)
-        check_fits_in_memory(n, self.data_shape, f"{type(self).__name__}.generate")
-        rng = np.random.default_rng(seed)
-        if self.latent_distribution == "uniform":
-            r = 3.0**0.5
-            z = rng.uniform(-r, r, (n, self.latent_dim)).astype("float32")
-        else:
-            z = rng.standard_normal((n, self.latent_dim)).astype("float32")
-        y = self._check_labels(labels, n)
-        return self.decode_latents(z, y, output=output, batch_size=batch_size, use_ema=use_ema)
-
-    def decode_latents(self, z, labels=None, output="float", batch_size=256, use_ema=True):
-        """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8); G's moving average
-        if the model keeps one and `use_ema`."""
-        z = check_latents(z, self.latent_dim)
-        if labels is not None or self.num_classes is not None:
-            labels = self._check_labels(labels, len(z))
-        arrays = [z] if labels is None else [z, labels]
-        net = self.averaged("generator") if use_ema else self.generator
-        x = in_batches(lambda zb, yb=None: self._g(zb, yb, training=False, network=net), arrays, batch_size)
-        if self.data_range is not None:
-            x = model_to_unit(x, self.data_range)
-        if output == "uint8":
-            return np.round(x * 255.0).astype("uint8")
-        return x.astype("float32")
-
-    def _check_labels(self, labels, n):
-        if self.num_classes is None:
-            if labels is not None:
-                raise ValueError(f"labels were given, but this {type(self).__name__} is unconditional.")
-            return None
-        if labels is None:
-            raise ValueError(
-                f"This {type(self).__name__} is conditional on {self.num_classes} classes: pass labels."
-            )
-        labels = np.asarray(labels)
-        if labels.dtype.kind not in "biuf":
-            raise ValueError(f"Labels must be numbers; got dtype {labels.dtype}.")
-        if labels.ndim == 0:
-            labels = np.full((n,), labels)
-        if labels.ndim == 1:
-            if len(labels) != n:
-                raise ValueError(f"Got {len(labels)} labels for {n} samples.")
-            _check_int_labels(labels, self.num_classes)
-            return np.eye(self.num_classes, dtype="float32")[labels.astype(int)]
-        if labels.shape != (n, self.num_classes):
-            raise ValueError(
-                f"Label vectors must have shape ({n}, {self.num_classes}); got {labels.shape}."
-            )
-        bad = non_finite_message(labels)
-        if bad:
-            raise ValueError(f"The label vectors hold {bad}.")
-        return labels.astype("float32")
-
-
-# ---------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="zoo")
-class GAN(GeneratorSampling, AdversarialModel):
+class GAN(NetworkGenerator, AdversarialModel):
     """A GAN with players "d" (discriminator) and "g" (generator).
 
     Args:
         generator: keras Model, z -> x, or [z, y] -> x when conditional.
         discriminator: keras Model, x -> logit, or [x, y] -> logit; shape (batch, 1).
-        generator_loss: the game's losses: "non_saturating" (the one used in
+        gan_loss: the game's losses: "non_saturating" (the one used in
             practice) or "minimax" (both with D's logistic loss), or "hinge"
             (Lim & Ye 2017; Miyato et al. 2018: D's hinge loss, J_G = -E l(G(z))).
         d_steps: k, discriminator steps per generator step.
@@ -235,12 +162,15 @@ class GAN(GeneratorSampling, AdversarialModel):
 
     players = {"d": ("discriminator",), "g": ("generator",)}
     averaged_networks = ("generator",)
+    config_attributes = ("gan_loss", "d_steps", "latent_distribution", "data_range", "seed", "r1_gamma",
+                         "diff_augment")
+    label_policy = "conditional"
 
     def __init__(
         self,
         generator,
         discriminator,
-        generator_loss="non_saturating",
+        gan_loss=None,
         d_steps=1,
         latent_distribution="normal",
         data_range=(-1.0, 1.0),
@@ -250,13 +180,11 @@ class GAN(GeneratorSampling, AdversarialModel):
         ema_decay=None,
         ema_start=0,
         ema_warmup=False,
+        generator_loss=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(
-                f"generator_loss must be one of {GENERATOR_LOSSES}; got {generator_loss!r}."
-            )
+        gan_loss = gan_loss_argument(gan_loss, generator_loss)
         if int(d_steps) != d_steps or d_steps < 1:
             raise ValueError(f"d_steps must be a positive integer; got {d_steps!r}.")
         if latent_distribution not in LATENT_DISTRIBUTIONS:
@@ -266,7 +194,7 @@ class GAN(GeneratorSampling, AdversarialModel):
             )
         self.generator = generator
         self.discriminator = discriminator
-        self.generator_loss = generator_loss
+        self.gan_loss = gan_loss
         self.d_steps = int(d_steps)
         self.latent_distribution = latent_distribution
         self.data_range = None if data_range is None else tuple(float(v) for v in data_range)
@@ -289,18 +217,14 @@ class GAN(GeneratorSampling, AdversarialModel):
             )
 
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_x_tracker = keras.metrics.Mean(name="D_x")  # mean D(x) on real data
-        self.d_g_z_tracker = keras.metrics.Mean(name="D_G_z")  # mean D(G(z))
         self.r1_gamma = check_r1_gamma(r1_gamma)
         self.diff_augment = augment.check_policy(diff_augment)
         if self.diff_augment and len(self.data_shape) != 3:
             raise ValueError(
                 f"diff_augment transforms images (h, w, c); this GAN's data has shape {self.data_shape}."
             )
-        if self.r1_gamma:
-            self.r1_tracker = keras.metrics.Mean(name="r1")
+        # D_x, D_G_z: mean D(x) on real data and D(G(z)) on samples.
+        self.init_logs(["d_loss", "g_loss", "D_x", "D_G_z"] + ["r1"] * bool(self.r1_gamma))
         self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
@@ -364,23 +288,23 @@ class GAN(GeneratorSampling, AdversarialModel):
 
         r1 = ops.zeros(())
         if self.r1_gamma and training:
-            _, logits, grad = backend_step.input_gradient(logits_of, x, has_aux=True)
+            _, logits, grad = backend.input_gradient(logits_of, x, has_aux=True)
             r1 = r1_penalty(grad, self.r1_gamma)
         else:
             _, logits = logits_of(x)
         real_logits, fake_logits = logits[:m], logits[m:]
         d_x = ops.mean(ops.sigmoid(real_logits))
         d_g_z = ops.mean(ops.sigmoid(fake_logits))
-        cost = discriminator_cost(real_logits, fake_logits, self.generator_loss)
+        cost = discriminator_cost(real_logits, fake_logits, self.gan_loss)
         return cost + r1, (d_x, d_g_z, r1)
 
-    def generator_loss_fn(self, z, y=None, training=True):
+    def generator_loss(self, z, y=None, training=True):
         """J_G of the chosen kind, through D (D's weights are not updated)."""
         fake = self._g(z, y, training)
         if training:
             fake = self.augmented(fake, self.augment_params(ops.shape(z)[0]))
         fake_logits = self._d(fake, y, training)
-        return generator_cost(fake_logits, self.generator_loss), ()
+        return generator_cost(fake_logits, self.gan_loss), ()
 
     # -- DiffAugment -----------------------------------------------------------------
     def augment_params(self, n):
@@ -406,40 +330,17 @@ class GAN(GeneratorSampling, AdversarialModel):
                 "d", lambda x_i=x_i, fake=fake, y_i=y_i: self.discriminator_terms(x_i, fake, y_i)
             )
         z = self.sample_latent(ops.shape(x_i)[0])
-        g_loss, _ = self.update("g", lambda: self.generator_loss_fn(z, y_i))
-        if self.r1_gamma:
-            self.r1_tracker.update_state(r1)
-        return self._track(d_loss, g_loss, d_x, d_g_z)
+        g_loss, _ = self.update("g", lambda: self.generator_loss(z, y_i))
+        extra = {"r1": r1} if self.r1_gamma else {}
+        return self.track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z, **extra)
 
     def test_step(self, data):
         x, y = self._unpack(data)
         z = self.sample_latent(ops.shape(x)[0])
         fake = self._g(z, y, training=False)
         d_loss, (d_x, d_g_z) = self.discriminator_loss(x, fake, y, training=False)
-        g_loss, _ = self.generator_loss_fn(z, y, training=False)
-        return self._track(d_loss, g_loss, d_x, d_g_z)
-
-    def _track(self, d_loss, g_loss, d_x, d_g_z):
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_x_tracker.update_state(d_x)
-        self.d_g_z_tracker.update_state(d_g_z)
-        return self.logs()
-
-    def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if self.num_classes is None:
-            if y is not None:
-                raise ValueError(
-                    "Labels were given to an unconditional GAN (num_classes=None): "
-                    "pass images only, or build the GAN with num_classes."
-                )
-            return x, None
-        if y is None:
-            raise ValueError(
-                f"This GAN is conditional on {self.num_classes} classes: pass (images, labels)."
-            )
-        return x, self.label_vectors(y)
+        g_loss, _ = self.generator_loss(z, y, training=False)
+        return self.track(d_loss=d_loss, g_loss=g_loss, D_x=d_x, D_G_z=d_g_z)
 
     def label_vectors(self, y):
         """Integer labels (batch,) -> one-hot; label vectors (batch, C) pass as float."""
@@ -447,41 +348,14 @@ class GAN(GeneratorSampling, AdversarialModel):
             return ops.one_hot(ops.reshape(ops.cast(y, "int32"), (-1,)), self.num_classes)
         return ops.cast(y, self.compute_dtype)
 
-    # -- input checks ----------------------------------------------------------------
-    def check_batch(self, x, y):
-        check_real_batch(x, self.data_shape, self.data_range)
-        if self.num_classes is None and y is not None:
+    def check_labels(self, y):
+        if y.ndim == 1:
+            check_int_labels(y, self.num_classes)
+        elif y.ndim != 2 or y.shape[-1] != self.num_classes:
             raise ValueError(
-                "Labels were given to an unconditional GAN (num_classes=None): "
-                "pass images only, or build the GAN with num_classes."
+                f"Labels must be integers (batch,) or vectors (batch, {self.num_classes}); "
+                f"got shape {y.shape}."
             )
-        if self.num_classes is not None:
-            if y is None:
-                raise ValueError(
-                    f"This GAN is conditional on {self.num_classes} classes: pass (images, labels)."
-                )
-            y = np.asarray(y)
-            if y.ndim == 1:
-                _check_int_labels(y, self.num_classes)
-            elif y.ndim != 2 or y.shape[-1] != self.num_classes:
-                raise ValueError(
-                    f"Labels must be integers (batch,) or vectors (batch, {self.num_classes}); "
-                    f"got shape {y.shape}."
-                )
-
-    # -- serialization -----------------------------------------------------------------
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "generator_loss": self.generator_loss,
-            "d_steps": self.d_steps,
-            "latent_distribution": self.latent_distribution,
-            "data_range": self.data_range,
-            "seed": self.seed,
-            "r1_gamma": self.r1_gamma,
-            "diff_augment": self.diff_augment,
-        }
-
 
 
 def _every_kth(tensors, i, k):
@@ -489,20 +363,3 @@ def _every_kth(tensors, i, k):
     n = ops.shape(tensors[0])[0]
     idx = ops.arange(i, n, k)
     return tuple(None if t is None else ops.take(t, idx, axis=0) for t in tensors)
-
-
-def _check_int_labels(labels, num_classes):
-    if not np.issubdtype(labels.dtype, np.integer):
-        # Whole-valued floats (2.0) are accepted as class indices; 2.7 or NaN is not truncated.
-        whole = np.isfinite(labels) & np.equal(np.mod(labels, 1), 0)
-        if not np.all(whole):
-            bad = labels[~whole]
-            raise ValueError(
-                f"Integer class labels expected; got {bad.size} non-integer value(s) "
-                f"such as {bad.flat[0].item()!r} (dtype {labels.dtype})."
-            )
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"Class labels must be in [0, {num_classes}); got range "
-            f"[{labels.min()}, {labels.max()}]."
-        )

@@ -16,18 +16,18 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
+from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Generator, as_output
 from zoo.models.common import (
-    bernoulli_nll, check_count, check_fits_in_memory, check_latents, check_real_batch, gaussian_kl,
-    gaussian_nll, images_to_model, in_batches, model_to_unit, reparameterize, seeded_normal,
-    slerp,
+    check_count, check_latents, gaussian_kl, images_to_model, in_batches, model_to_unit, reconstruction_nll,
+    reparameterize, seeded_normal, slerp,
 )
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 
 
-class LatentImageModel:
-    """encode / decode / reconstruct / generate / interpolate for models with a
-    Gaussian encoder x -> [mu, log_var] and a decoder z -> x.
+class LatentImageModel(Generator, Autoencoder):
+    """The `Generator` and `Autoencoder` of a model with a Gaussian encoder
+    x -> [mu, log_var] and a decoder z -> x: the VAE and VAE-GAN.
 
     Images in and out are NumPy: uint8 or floats in [0, 1]. With `use_ema`
     (the default) decoding uses the moving average of the decoder's weights
@@ -39,31 +39,36 @@ class LatentImageModel:
         out = (network or self.decoder)(z, training=training)
         return ops.sigmoid(out) if self.likelihood == "bernoulli" else out
 
-    def encode(self, images, batch_size=256):
+    def posterior(self, images, batch_size=256):
         """(mu, log_var) of q(z|x), NumPy."""
         x = images_to_model(images, self.data_shape, self.data_range)
         return in_batches(lambda b: self.encoder(b, training=False), [x], batch_size)
 
-    def decode(self, z, batch_size=256, use_ema=True):
-        """Images in [0, 1] for latent codes z (the decoder's mean)."""
+    def encode(self, images, batch_size=256):
+        """(n, latent_dim): the posterior mean mu(x)."""
+        return self.posterior(images, batch_size)[0]
+
+    def sample_posterior(self, images, n_samples=1, seed=None, batch_size=256):
+        """(n, n_samples, latent_dim): z = mu + sigma * eps, eps seeded (NumPy)."""
+        mu, log_var = self.posterior(images, batch_size)
+        n_samples = check_count(n_samples, "n_samples")
+        eps = seeded_normal(len(mu) * n_samples, self.latent_dim, seed).reshape(len(mu), n_samples, -1)
+        return (mu[:, None] + np.exp(0.5 * log_var)[:, None] * eps).astype("float32")
+
+    def decode(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+        """Images in [0, 1] (or uint8) for latent codes z (the decoder's mean)."""
+        self._check_no_labels(labels)
         z = check_latents(z, self.latent_dim)
         net = self.averaged("decoder") if use_ema else self.decoder
         x = in_batches(lambda b: self._decoder_mean(b, network=net), [z], batch_size)
-        return model_to_unit(x, self.data_range)
+        return as_output(model_to_unit(x, self.data_range), output)
 
-    def reconstruct(self, images, batch_size=256, use_ema=True):
-        """Dec(mu(x)): reconstructions in [0, 1] from the posterior mean."""
-        mu, _ = self.encode(images, batch_size)
-        return self.decode(mu, batch_size, use_ema=use_ema)
+    def decode_tensor(self, z, labels=None):
+        return self._decoder_mean(z, network=self.averaged("decoder"))
 
-    def generate(self, n, seed=None, output="float", batch_size=256, use_ema=True):
-        """n samples Dec(z), z ~ N(0, I) drawn with NumPy (the same z on every backend)."""
-        if output not in ("float", "uint8"):
-            raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
-        n = check_count(n)
-        check_fits_in_memory(n, self.data_shape, f"{type(self).__name__}.generate")
-        x = self.decode(seeded_normal(n, self.latent_dim, seed), batch_size, use_ema=use_ema)
-        return np.round(x * 255).astype("uint8") if output == "uint8" else x
+    def posterior_tensors(self, x, eps=None):
+        mu, log_var = self.encoder(x, training=False)
+        return {"mu": mu, "log_var": log_var}
 
     def interpolate(self, a, b, steps=8, spherical=False, use_ema=True):
         """Decoded points on the line (or great circle) between two latent codes.
@@ -80,11 +85,11 @@ class LatentImageModel:
         v = np.asarray(v)
         if v.shape == (self.latent_dim,):
             return v.astype("float32")
-        return self.encode(v)[0][0]
+        return self.encode(v)[0]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class VAE(LatentImageModel, AdversarialModel):
+class VAE(LatentImageModel, ExplicitLikelihood, AdversarialModel):
     """Gaussian-encoder VAE. Logs "loss" (the negative ELBO in nats per image),
     "reconstruction" (E_q[-log p(x|z)]) and "kl".
 
@@ -94,6 +99,7 @@ class VAE(LatentImageModel, AdversarialModel):
 
     players = {"vae": ("encoder", "decoder")}
     averaged_networks = ("decoder",)
+    config_attributes = ("likelihood", "pixel_sigma", "data_range", "seed")
 
     def __init__(self, encoder, decoder, likelihood="gaussian", pixel_sigma=0.1,
                  data_range=(-1.0, 1.0), seed=None, ema_decay=None, ema_start=0, ema_warmup=False,
@@ -112,9 +118,7 @@ class VAE(LatentImageModel, AdversarialModel):
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         self.data_shape = tuple(encoder.inputs[0].shape[1:])
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.rec_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.init_logs(["loss", "reconstruction", "kl"])
         self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
@@ -129,9 +133,7 @@ class VAE(LatentImageModel, AdversarialModel):
                    likelihood=likelihood, **kwargs)
 
     def reconstruction_nll(self, x, decoded):
-        if self.likelihood == "bernoulli":
-            return bernoulli_nll(x, decoded)
-        return gaussian_nll(x, decoded, self.pixel_sigma)
+        return reconstruction_nll(x, decoded, self.likelihood, self.pixel_sigma)
 
     def negative_elbo(self, x, training=True):
         mu, log_var = self.encoder(x, training=training)
@@ -142,39 +144,14 @@ class VAE(LatentImageModel, AdversarialModel):
         return rec + kl, (rec, kl)
 
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         loss, (rec, kl) = self.update("vae", lambda: self.negative_elbo(x))
-        return self._track(loss, rec, kl)
+        return self.track(loss=loss, reconstruction=rec, kl=kl)
 
     def test_step(self, data):
-        loss, (rec, kl) = self.negative_elbo(self._unpack(data), training=False)
-        return self._track(loss, rec, kl)
-
-    def _track(self, loss, rec, kl):
-        self.loss_tracker.update_state(loss)
-        self.rec_tracker.update_state(rec)
-        self.kl_tracker.update_state(kl)
-        return self.logs()
-
-    def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if y is not None:
-            raise ValueError("A VAE takes images only; labels were given.")
-        return x
-
-    def check_batch(self, x, y):
-        check_real_batch(x, self.data_shape, self.data_range)
-        if y is not None:
-            raise ValueError("A VAE takes images only; labels were given.")
+        loss, (rec, kl) = self.negative_elbo(self._unpack(data)[0], training=False)
+        return self.track(loss=loss, reconstruction=rec, kl=kl)
 
     def call(self, x, training=False):
         mu, _ = self.encoder(x, training=training)
         return self._decoder_mean(mu, training=training)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "likelihood": self.likelihood, "pixel_sigma": self.pixel_sigma,
-            "data_range": self.data_range, "seed": self.seed,
-        }
-

@@ -20,7 +20,7 @@ current Dec and Dis; the decoder step reads the current Dis and the encoder's z;
 the discriminator step reads the decoder's images from before its update.
 
 The training toolkit (`zoo.models.gan`'s docstring), off by default: hinge losses
-(`generator_loss="hinge"`), R1 on Dis's logit of real images (`r1_gamma`),
+(`gan_loss="hinge"`), R1 on Dis's logit of real images (`r1_gamma`),
 DiffAugment before Dis (`diff_augment`), a moving average of the decoder's
 weights for sampling (`ema_decay`), spectral norm in Dis
 (`VAEGAN.larsen(spectral_norm=True)`).
@@ -30,13 +30,11 @@ import keras
 from keras import ops
 
 from zoo.core import AdversarialModel
-from zoo.core import step as backend_step
+from zoo.core import backend
 from zoo.models import augment, blocks
-from zoo.models.common import check_real_batch, float32, gaussian_kl, reparameterize
-from zoo.models.gan import check_r1_gamma, log_d, log_one_minus_d, r1_penalty
+from zoo.models.common import float32, gaussian_kl, reparameterize
+from zoo.models.gan import check_r1_gamma, gan_loss_argument, log_d, log_one_minus_d, r1_penalty
 from zoo.models.vae import LatentImageModel
-
-GENERATOR_LOSSES = ("minimax", "non_saturating", "hinge")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -50,7 +48,7 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         gamma: weight of L_llike against the GAN term in the decoder's loss.
         reconstruction_fake, prior_fake: which fakes L_GAN discriminates,
             Dec(z) with z ~ q(z|x) and Dec(z_p) with z_p ~ p(z) (both, as the paper).
-        generator_loss: "minimax" is the paper's -L_GAN for the decoder;
+        gan_loss: "minimax" is the paper's -L_GAN for the decoder;
             "non_saturating" replaces log(1 - Dis(.)) by -log Dis(.) in it (same
             fixed point, stronger gradients early on: the default). "hinge"
             (Lim & Ye 2017; Miyato et al. 2018): Dis minimises
@@ -74,15 +72,17 @@ class VAEGAN(LatentImageModel, AdversarialModel):
 
     players = {"enc": ("encoder",), "dec": ("decoder",), "dis": ("discriminator",)}
     averaged_networks = ("decoder",)
+    config_attributes = ("gamma", "reconstruction_fake", "prior_fake", "gan_loss", "equilibrium", "data_range",
+                         "seed", "r1_gamma", "diff_augment")
+    display_name = "VAE-GAN"
 
     def __init__(self, encoder, decoder, discriminator, gamma=1e-3,
                  reconstruction_fake=True, prior_fake=True,
-                 generator_loss="non_saturating", equilibrium=None,
+                 gan_loss=None, equilibrium=None,
                  data_range=(-1.0, 1.0), seed=None, r1_gamma=0.0, diff_augment=None,
-                 ema_decay=None, ema_start=0, ema_warmup=False, **kwargs):
+                 ema_decay=None, ema_start=0, ema_warmup=False, generator_loss=None, **kwargs):
         super().__init__(**kwargs)
-        if generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}; got {generator_loss!r}.")
+        gan_loss = gan_loss_argument(gan_loss, generator_loss)
         if not (reconstruction_fake or prior_fake):
             raise ValueError("L_GAN needs at least one kind of fake: reconstruction_fake or prior_fake.")
         if gamma < 0:
@@ -91,17 +91,17 @@ class VAEGAN(LatentImageModel, AdversarialModel):
             equilibrium = tuple(float(v) for v in equilibrium)
             if len(equilibrium) != 2 or equilibrium[1] < 0:
                 raise ValueError(f"equilibrium must be (centre, margin >= 0); got {equilibrium}.")
-            if generator_loss == "hinge":
+            if gan_loss == "hinge":
                 raise ValueError(
                     "equilibrium's thresholds are cross-entropies of the logistic loss; "
-                    'they do not apply to generator_loss="hinge".'
+                    'they do not apply to gan_loss="hinge".'
                 )
         if len(discriminator.outputs) != 2:
             raise ValueError("The discriminator must output [logit, Dis_l features].")
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.gamma = float(gamma)
         self.reconstruction_fake, self.prior_fake = bool(reconstruction_fake), bool(prior_fake)
-        self.generator_loss = generator_loss
+        self.gan_loss = gan_loss
         self.equilibrium = equilibrium
         self.data_range = tuple(float(v) for v in data_range)
         self.likelihood = "gaussian"  # of the decoder's output, for LatentImageModel
@@ -109,12 +109,10 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         self.data_shape = tuple(encoder.inputs[0].shape[1:])
         self.seed_generator = keras.random.SeedGenerator(seed)
-        names = ["enc_loss", "dec_loss", "dis_loss", "prior", "llike", "gan", "D_x", "D_G_z"]
         self.r1_gamma = check_r1_gamma(r1_gamma)
         self.diff_augment = augment.check_policy(diff_augment)
-        if self.r1_gamma:
-            names.append("r1")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.init_logs(["enc_loss", "dec_loss", "dis_loss", "prior", "llike", "gan", "D_x", "D_G_z"]
+                       + ["r1"] * bool(self.r1_gamma))
         self.init_ema(ema_decay, ema_start, ema_warmup)
         self.built = True
 
@@ -152,7 +150,7 @@ class VAEGAN(LatentImageModel, AdversarialModel):
     def l_gan(self, real_logits, fake_logits):
         """L_GAN = E log Dis(x) + sum over fakes of E log(1 - Dis(fake)); with the
         hinge loss, -(E max(0, 1 - l(x)) + sum over fakes E max(0, 1 + l(fake)))."""
-        if self.generator_loss == "hinge":
+        if self.gan_loss == "hinge":
             real = ops.mean(ops.relu(1.0 - float32(real_logits)))
             return -(real + sum(ops.mean(ops.relu(1.0 + float32(f))) for f in fake_logits))
         return ops.mean(log_d(real_logits)) + sum(ops.mean(log_one_minus_d(f)) for f in fake_logits)
@@ -185,9 +183,9 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         (l_x, f_x), (l_rec, f_rec), (l_p, _) = self.dis([x, x_rec, x_p], training, augment_params)
         fakes = self.fake_logits(l_rec, l_p)
         llike, gan = self.l_llike(f_x, f_rec), self.l_gan(l_x, fakes)
-        if self.generator_loss == "minimax":
+        if self.gan_loss == "minimax":
             adversarial = -gan
-        elif self.generator_loss == "hinge":
+        elif self.gan_loss == "hinge":
             adversarial = -sum(ops.mean(float32(f)) for f in fakes)
         else:
             adversarial = -sum(ops.mean(log_d(f)) for f in fakes)
@@ -207,7 +205,7 @@ class VAEGAN(LatentImageModel, AdversarialModel):
 
         r1 = ops.zeros(())
         if self.r1_gamma and training:
-            _, (l_x, l_rec, l_p), grad = backend_step.input_gradient(logits_of, x, has_aux=True)
+            _, (l_x, l_rec, l_p), grad = backend.input_gradient(logits_of, x, has_aux=True)
             r1 = r1_penalty(grad, self.r1_gamma)
         else:
             _, (l_x, l_rec, l_p) = logits_of(x)
@@ -224,7 +222,7 @@ class VAEGAN(LatentImageModel, AdversarialModel):
 
     # -- one training step -----------------------------------------------------------
     def train_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         n = ops.shape(x)[0]
         eps = self.noise(keras.random.normal, (n, self.latent_dim))
         z_p = self.noise(keras.random.normal, (n, self.latent_dim))
@@ -242,46 +240,20 @@ class VAEGAN(LatentImageModel, AdversarialModel):
             "dis", lambda: self.discriminator_terms(x, x_rec, x_p, True, aug), gate=dis_gate
         )
         extra = {"r1": r1} if self.r1_gamma else {}
-        return self._track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
-                           llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z, **extra)
+        return self.track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
+                          llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z, **extra)
 
     def test_step(self, data):
-        x = self._unpack(data)
+        x, _ = self._unpack(data)
         n = ops.shape(x)[0]
         eps = self.noise(keras.random.normal, (n, self.latent_dim))
         z_p = self.noise(keras.random.normal, (n, self.latent_dim))
         enc_loss, (z, prior, llike) = self.encoder_loss(x, eps, z_p, training=False)
         dec_loss, (x_rec, x_p, _) = self.decoder_loss(x, z, z_p, training=False)
         dis_loss, (gan, d_x, d_g_z) = self.discriminator_loss(x, x_rec, x_p, training=False)
-        return self._track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
-                           llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z)
-
-    def _track(self, **values):
-        for name, v in values.items():
-            self.trackers[name].update_state(v)
-        return self.logs()
-
-    def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if y is not None:
-            raise ValueError("VAE-GAN takes images only; labels were given.")
-        return x
-
-    def check_batch(self, x, y):
-        check_real_batch(x, self.data_shape, self.data_range)
-        if y is not None:
-            raise ValueError("VAE-GAN takes images only; labels were given.")
+        return self.track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
+                          llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z)
 
     def call(self, x, training=False):
         mu, _ = self.encoder(x, training=training)
         return self.decoder(mu, training=training)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "gamma": self.gamma, "reconstruction_fake": self.reconstruction_fake,
-            "prior_fake": self.prior_fake, "generator_loss": self.generator_loss,
-            "equilibrium": self.equilibrium, "data_range": self.data_range, "seed": self.seed,
-            "r1_gamma": self.r1_gamma, "diff_augment": self.diff_augment,
-        }
-

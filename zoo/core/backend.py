@@ -30,8 +30,10 @@ import functools
 import os
 
 import keras
-from keras.src.backend.common.stateless_scope import get_stateless_scope
-from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+from zoo.core.keras_internals import get_stateless_scope
+from zoo.core.keras_internals import in_stateless_scope
+from zoo.core.keras_internals import tf_in_multi_worker_mode
 
 BACKEND = keras.backend.backend()
 
@@ -296,7 +298,7 @@ def _tf_multi_worker(strategy):
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        strategy.extended._in_multi_worker_mode()
+        tf_in_multi_worker_mode(strategy)
     )
 
 
@@ -391,7 +393,7 @@ class _ReadThroughScope(keras.StatelessScope):
         self.assigned[id(update[0])] = update[0]
 
     def get_current_value(self, variable):
-        value = self.state_mapping.get(id(variable))
+        value = super().get_current_value(variable)
         if value is None and self.parent is not None:
             return self.parent.get_current_value(variable)
         return value
