@@ -118,9 +118,9 @@ def test_moved_names_still_import_from_their_old_modules():
 
     for name in ("FIDCallback", "MAPCallback", "NLLCallback"):
         assert getattr(tuning, name) is getattr(callbacks, name)
-    assert blocks.domain_classifier is domain_classifier
-    with pytest.raises(AttributeError):
-        blocks.no_such_block  # noqa: B018
+    # The FID classifier's network lives beside the FID code only: an alias in blocks
+    # would tie models and metrics in an import circle.
+    assert not hasattr(blocks, "domain_classifier") and callable(domain_classifier)
 
 
 def dsh_data(n=32, seed=0):
