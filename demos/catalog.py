@@ -17,8 +17,6 @@ from zoo.presets import SAVED_MODELS, list_presets, preset_class
 
 log = logging.getLogger("demos")
 
-# How the page names a model class; any other class is shown by its own name.
-KIND_NAMES = {"VAEGAN": "VAE-GAN", "DSHGAN": "DSH-GAN"}
 CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
     "digits": [str(i) for i in range(10)],
@@ -60,7 +58,7 @@ def _read_preset(name, path):
     model = config.get("registered_name") or config.get("class_name", "?")
     cls = preset_class(config)  # the class alone: no weights loaded
     capabilities = capabilities_of(cls) if cls is not None else ()
-    kind = KIND_NAMES.get(cls.__name__, cls.__name__) if capabilities else None
+    kind = (getattr(cls, "display_name", None) or cls.__name__) if capabilities else None
     return PresetInfo(name, path, model, kind, meta, capabilities)
 
 

@@ -129,11 +129,11 @@ def measure(model, dataset, data_path=None, quick=False, seed=0, log=print, trai
     figures.update(inception_figures(fake, test, dataset, log))
     figures.update(class_figures(model, dataset, size["fid_n"]))
 
-    if isinstance(model, Autoencoder) and model.likelihood == "gaussian":
+    if isinstance(model, Autoencoder):
         test = x_test[_seeded_subset(len(x_test), min(n, 2000), 2)]
         mse = float(np.mean((model.reconstruct(test) - unit(test)) ** 2))
         figures["reconstruction_mse"] = _figure(
-            mse, f"mean squared error of Dec(mu(x)) on {len(test)} {dataset} test images, pixels in [0, 1]")
+            mse, f"mean squared error of Dec(E[z|x]) (reconstruct) on {len(test)} {dataset} test images, pixels in [0, 1]")
 
     if isinstance(model, ExplicitLikelihood):
         figures.update(_measure_loglik(model, x_test, dataset, size, log))

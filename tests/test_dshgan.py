@@ -60,7 +60,7 @@ def test_diversity_term_trains_and_round_trips(tmp_path):
     rng = np.random.default_rng(0)
     z1, z2, z3 = (rng.standard_normal((4, 8)).astype("float32") for _ in range(3))
     y, y_neg = np.eye(4, dtype="float32"), np.eye(4, dtype="float32")[[1, 0, 3, 2]]
-    ms = float(np_(mode_seeking_loss(model.decode_latents(z1, y) * 2 - 1, model.decode_latents(z3, y) * 2 - 1,
+    ms = float(np_(mode_seeking_loss(model.decode(z1, y) * 2 - 1, model.decode(z3, y) * 2 - 1,
                                      z1, z3)))
     with_term = float(np_(model.generator_hash_loss(z1, y, z2, y_neg, False, z3)[0]))
     model.diversity_weight = 0.0

@@ -116,7 +116,7 @@ def test_exports_reload_without_zoo_and_match_keras(tmp_path):
         "avb_rec": (dirs["avb"], "reconstruct", {"images": images, "eps": eps}),
     })
     tol = dict(atol=1e-5, rtol=0)
-    np.testing.assert_allclose(got["cgan/images"], cgan.decode_latents(z, np.eye(3, dtype="float32")[labels]), **tol)
+    np.testing.assert_allclose(got["cgan/images"], cgan.decode(z, np.eye(3, dtype="float32")[labels]), **tol)
     np.testing.assert_allclose(got["vae_gen/images"], vae.decode(z), **tol)
     mu, log_var = vae.posterior(images)
     np.testing.assert_allclose(got["vae_enc/mu"], mu, **tol)
@@ -125,7 +125,7 @@ def test_exports_reload_without_zoo_and_match_keras(tmp_path):
     np.testing.assert_array_equal(got["dsh_hash/codes"], dsh.hash(images))
     np.testing.assert_array_equal(got["dsh_hash/bits"], dsh.hash(images, packed=False))
     np.testing.assert_allclose(got["dsh_hash/scores"], dsh.hash_scores(images), **tol)
-    np.testing.assert_allclose(got["dsh_gen/images"], dsh.decode_latents(z, np.eye(3, dtype="float32")[labels]),
+    np.testing.assert_allclose(got["dsh_gen/images"], dsh.decode(z, np.eye(3, dtype="float32")[labels]),
                                **tol)
     z_q = avb.sample_posterior(images, 1, seed=7)[:, 0]  # the export's eps are seed 7's
     np.testing.assert_allclose(got["avb_enc/z"], z_q, **tol)
@@ -145,7 +145,7 @@ def test_recipe_exports_a_preset_and_refuses_an_existing_directory(tmp_path):
     assert again.returncode != 0 and "already exists" in again.stderr
     z = np.random.default_rng(1).standard_normal((3, LATENT)).astype("float32")
     got = reload_in_plain_tensorflow(tmp_path, {"gan": (out, "generate", {"z": z})})
-    np.testing.assert_allclose(got["gan/images"], gan.decode_latents(z), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got["gan/images"], gan.decode(z), atol=1e-5, rtol=0)
 
 
 def test_export_into_an_existing_directory_is_an_error(tmp_path):

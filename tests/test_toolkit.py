@@ -121,7 +121,7 @@ def test_generate_samples_the_average_and_use_ema_false_the_raw_generator():
     averaged, raw = gan.generate(5, seed=7), gan.generate(5, seed=7, use_ema=False)
     np.testing.assert_allclose(averaged, unit(gan.generator_ema(z, training=False)), atol=1e-6)
     np.testing.assert_allclose(raw, unit(gan.generator(z, training=False)), atol=1e-6)
-    np.testing.assert_allclose(gan.decode_latents(z), averaged, atol=1e-6)
+    np.testing.assert_allclose(gan.decode(z), averaged, atol=1e-6)
     assert np.abs(averaged - raw).max() > 1e-3  # control: the two generators differ
     assert gan.averaged("generator") is gan.generator_ema
     # Without ema_decay there is one generator, whatever use_ema says.

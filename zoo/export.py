@@ -83,7 +83,7 @@ def endpoints(model):
         pad = 8 * math.ceil(q / 8) - q
 
         def hash_fn(images):
-            h = model.hasher(_model_range(images, model.data_range), training=False)[0]
+            h = model.hash_scores_tensor(_model_range(images, model.data_range))
             bits = ops.cast(h > 0.5, "int32")
             padded = ops.pad(bits, [[0, 0], [0, pad]]) if pad else bits
             weights = ops.convert_to_tensor([128, 64, 32, 16, 8, 4, 2, 1], "int32")

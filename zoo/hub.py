@@ -38,6 +38,16 @@ def _kind(meta):
     return str(meta.get("model", "")).split(">")[-1]
 
 
+def _is_hasher(meta):
+    """Whether the preset's model class (its registered name in the metadata) is a Hasher."""
+    import keras
+
+    from zoo.models.capabilities import capabilities_of
+
+    cls = keras.saving.get_registered_object(str(meta.get("model", "")))
+    return isinstance(cls, type) and "hasher" in capabilities_of(cls)
+
+
 def card_metadata(meta):
     """The YAML block of a preset's model card, as a dict (Hugging Face's model card keys)."""
     kind = _kind(meta)
@@ -57,7 +67,7 @@ def card_metadata(meta):
         block["model-index"] = [{
             "name": meta.get("recipe") or kind,
             "results": [{
-                "task": {"type": "image-feature-extraction" if kind == "DSHGAN" else "unconditional-image-generation"},
+                "task": {"type": "image-feature-extraction" if _is_hasher(meta) else "unconditional-image-generation"},
                 "dataset": {"name": dataset or "unknown", "type": DATASETS.get(dataset, dataset or "unknown"),
                             "split": "test"},
                 "metrics": results,
@@ -78,7 +88,7 @@ def model_card(folder):
              f"# {name}", "", meta.get("description", f"A {kind} preset of keras-gan-zoo."), ""]
     lines += ["## Use", "", "```python", "import zoo", "",
               f'model = zoo.{kind}.from_preset("{name}")   # or zoo.load("hf://OWNER/REPO")']
-    if kind == "DSHGAN":
+    if _is_hasher(meta):
         lines.append("codes = model.hash(images)               # uint8 images (n, h, w, c) -> packed bits")
     else:
         lines.append("images = model.generate(16, seed=0)      # floats in [0, 1]")

@@ -96,6 +96,26 @@ def _tf_player_update(optimizer, variables, loss_fn, gate):
     return loss, aux
 
 
+def _tf_players_update(entries, loss_fn):
+    import tensorflow as tf
+
+    ctx = _tf_replica_context()
+    # One forward pass, one persistent tape: each player's gradient of its own loss.
+    with tf.GradientTape(persistent=True) as tape:
+        losses, aux = loss_fn()
+        scaled = {p: opt.scale_loss(losses[p] / ctx.num_replicas_in_sync if ctx else losses[p])
+                  for p, opt, _, _ in entries}
+    grads = {p: tape.gradient(scaled[p], variables) for p, _, variables, _ in entries}
+    del tape
+    gate_aux = aux if ctx is None or all(g is None for *_, g in entries) else ctx.all_reduce("mean", aux)
+    for p, opt, variables, gate in entries:  # every gradient is taken before any is applied
+        g = grads[p]
+        if ctx:
+            g = [tf.convert_to_tensor(t) if isinstance(t, tf.IndexedSlices) else t for t in g]
+        _gated_apply(opt, _zeros_for_missing(g, variables), variables, _decide(gate, gate_aux))
+    return losses, aux
+
+
 # ---------------------------------------------------------------------------
 # PyTorch
 # ---------------------------------------------------------------------------
@@ -111,6 +131,22 @@ def _torch_player_update(optimizer, variables, loss_fn, gate):
     with torch.no_grad():
         _gated_apply(optimizer, _zeros_for_missing(list(grads), variables), variables, _decide(gate, aux))
     return loss, aux
+
+
+def _torch_players_update(entries, loss_fn):
+    import torch
+
+    losses, aux = loss_fn()
+    grads = {}
+    for i, (p, opt, variables, _) in enumerate(entries):
+        # The graph of the one forward pass is kept until the last player's gradient.
+        grads[p] = torch.autograd.grad(opt.scale_loss(losses[p]), [v.value for v in variables],
+                                       allow_unused=True, retain_graph=i < len(entries) - 1)
+    losses, aux = _detach(losses), _detach(aux)
+    with torch.no_grad():  # applied after all gradients: in place, they would change the graph
+        for p, opt, variables, gate in entries:
+            _gated_apply(opt, _zeros_for_missing(list(grads[p]), variables), variables, _decide(gate, aux))
+    return losses, aux
 
 
 def _detach(tree):
@@ -189,6 +225,49 @@ def _jax_player_update(optimizer, variables, loss_fn, gate):
     return loss, aux
 
 
+def _jax_players_update(entries, loss_fn):
+    import jax
+    import jax.numpy as jnp
+
+    outer = get_stateless_scope()
+    if not isinstance(outer, _ZooScope):
+        raise RuntimeError(
+            "On the JAX backend a player update must run inside the model's "
+            "train_step, called by fit() or train_on_batch()."
+        )
+    player_vars = [list(variables) for _, _, variables, _ in entries]
+    player_ids = {id(v) for vs in player_vars for v in vs}
+    others = [v for v in outer.variables if id(v) not in player_ids]
+    other_values = [outer.get_current_value(v) for v in others]
+    values = [[outer.get_current_value(v) for v in vs] for vs in player_vars]
+    old_opt = [[outer.get_current_value(v) for v in opt.variables] for _, opt, _, _ in entries]
+
+    def losses_of(all_values):
+        mapping = list(zip(others, other_values)) + [
+            (v, x) for vs, xs in zip(player_vars, all_values) for v, x in zip(vs, xs)]
+        with keras.StatelessScope(state_mapping=mapping) as inner:
+            losses, aux = loss_fn()
+        updated = [inner.get_current_value(v) for v in others]
+        scaled = tuple(_stateless_scale_loss(opt, o, losses[p]) for (p, opt, _, _), o in zip(entries, old_opt))
+        return scaled, (losses, aux, updated)
+
+    # One forward pass (jax.vjp keeps its residuals); one backward pass per player,
+    # each with its own loss as the only cotangent, keeping its own variables' part.
+    scaled, backward, (losses, aux, updated) = jax.vjp(losses_of, values, has_aux=True)
+    grads = []
+    for i in range(len(entries)):
+        cotangent = tuple(jnp.ones_like(s) if j == i else jnp.zeros_like(s) for j, s in enumerate(scaled))
+        grads.append(backward(cotangent)[0][i])
+    for v, value in zip(others, updated):
+        outer.add_update((v, value))
+    for (p, opt, variables, gate), g, x, o in zip(entries, grads, values, old_opt):
+        new_values, new_opt = opt.stateless_apply(o, g, x)
+        keep = _decide(gate, aux)
+        for v, n, old in zip(list(variables) + opt.variables, new_values + new_opt, x + o):
+            outer.add_update((v, n if keep is None else keras.ops.where(keep, n, old)))
+    return losses, aux
+
+
 def _jax_stateless_step(fn, state_groups):
     """Adapt `fn(self, data)` to JAX's `step(self, state, data) -> (logs, state)`."""
 
@@ -262,6 +341,39 @@ def player_update(optimizer, variables, loss_fn, gate=None):
             f"The zoo trains on tensorflow, jax and torch; got backend {BACKEND!r}."
         ) from None
     return update(optimizer, list(variables), loss_fn, gate)
+
+
+_PLAYERS_UPDATE = {
+    "tensorflow": _tf_players_update,
+    "torch": _torch_players_update,
+    "jax": _jax_players_update,
+}
+
+
+def players_update(entries, loss_fn):
+    """One step of several players from one forward pass.
+
+    `entries`: (player, optimizer, variables, gate) for each player, their
+    variables disjoint. `loss_fn() -> ({player: scalar loss}, aux)` runs the
+    networks once; each player's gradient is that of its own loss with respect to
+    its own variables only, all taken at the same state, then all applied (a
+    persistent tape on TensorFlow, `autograd.grad(retain_graph=True)` on PyTorch,
+    one `jax.vjp` with a backward pass per player on JAX). Gates as in
+    `player_update`. Returns `(losses, aux)`.
+    """
+    entries = [(p, opt, list(variables), gate) for p, opt, variables, gate in entries]
+    seen = set()
+    for p, _, variables, _ in entries:
+        if seen & {id(v) for v in variables}:
+            raise ValueError(f"Player {p!r} shares variables with another player of the same update.")
+        seen |= {id(v) for v in variables}
+    try:
+        update = _PLAYERS_UPDATE[BACKEND]
+    except KeyError:
+        raise NotImplementedError(
+            f"The zoo trains on tensorflow, jax and torch; got backend {BACKEND!r}."
+        ) from None
+    return update(entries, loss_fn)
 
 
 def value_and_grad(loss_fn, variables):

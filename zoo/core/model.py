@@ -54,10 +54,12 @@ class AdversarialModel(keras.Model):
     #: constructor arguments kept as attributes of the same name, saved by get_config.
     config_attributes = ()
     #: labels in the data: "refused" (images only), "conditional" (required when
-    #: the model has `num_classes`, refused otherwise) or "required".
-    label_policy = "refused"
-    #: the model's name in messages.
+    #: the model has `num_classes`, refused otherwise), "required", or None (not
+    #: checked: a subclass that checks its own).
+    label_policy = None
+    #: the model's name in messages, and what its data are called there.
     display_name = None
+    data_noun = "images"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -249,6 +251,31 @@ class AdversarialModel(keras.Model):
         self._update_ema(player)  # the averages follow the player's new weights
         return result
 
+    def update_many(self, players, loss_fn, gates=None):
+        """One step of several `players` from one forward pass, for models whose
+        paper takes the players' gradients together (VAE-GAN): `loss_fn() ->
+        ({player: loss}, aux)`; each player's gradient is that of its own loss
+        with respect to its own variables only, all at the same state, then all
+        applied (and the moving averages of their networks updated). `gates`:
+        {player: gate(aux)}. Returns `(losses, aux)`. `update` stays the step of
+        models whose paper updates in sequence, each player reading the last
+        one's new weights."""
+        if not self.compiled:
+            raise RuntimeError(f"Call {type(self).__name__}.compile() before training.")
+        gates = gates or {}
+        entries = [(p, self.optimizer[p], self.player_variables(p), gates.get(p)) for p in players]
+
+        def checked():
+            losses, aux = loss_fn()
+            if set(losses) != set(players):
+                raise KeyError(f"loss_fn gave losses for {sorted(losses)}; the players updated are {sorted(players)}.")
+            return losses, aux
+
+        losses, aux = backend.players_update(entries, checked)
+        for p in players:  # the averages follow the players' new weights
+            self._update_ema(p)
+        return losses, aux
+
     def noise(self, draw, shape, **kwargs):
         """`draw(shape, seed=self.seed_generator, **kwargs)`, e.g.
         `self.noise(keras.random.normal, (n, latent_dim))`: the model's training
@@ -282,14 +309,13 @@ class AdversarialModel(keras.Model):
 
     def logs(self):
         """The trackers' values (this phase's, for a model with phases), plus
-        "loss" unless the model logs one: the sum of the players' losses
-        ("<player>_loss"). That sum is not an objective anyone minimises; it is
+        "loss" unless the model logs one: the sum of the "*_loss" values. That sum is not an objective anyone minimises; it is
         there so that Keras tools which watch "loss" (TerminateOnNaN, progress
         bars) see a NaN or Inf in any player."""
         phase_logs = getattr(self, "_phase_logs", None)
         shown = phase_logs[self.phase] if phase_logs else None
         logs = {m.name: m.result() for m in self.metrics if shown is None or m.name in shown}
-        player_losses = [logs[f"{p}_loss"] for p in self.players if f"{p}_loss" in logs]
+        player_losses = [v for k, v in logs.items() if k.endswith("_loss")]
         if player_losses and "loss" not in logs:
             logs["loss"] = sum(player_losses[1:], player_losses[0])
         return logs
@@ -387,12 +413,14 @@ class AdversarialModel(keras.Model):
     def label_presence_error(self, given):
         """The message for labels given to a model that refuses them, or missing
         where it needs them; None if all is well."""
+        if self.label_policy is None:
+            return None
         wanted = self.labels_wanted()
         if given and not wanted:
             if self.label_policy == "conditional":
                 return (f"Labels were given to an unconditional {self._name()} (num_classes=None): "
                         f"pass images only, or build the {self._name()} with num_classes.")
-            return f"{self._name()} takes images only; labels were given."
+            return f"{self._name()} takes {self.data_noun} only; labels were given."
         if wanted and not given:
             return self.missing_labels_message()
         return None
@@ -418,7 +446,8 @@ class AdversarialModel(keras.Model):
         """A ValueError naming the problem if (x, y) is not a batch for this model:
         shape, dtype, NaN and range of x (`data_shape`, `data_range`), labels by
         `label_policy` and the model's `check_labels`."""
-        checks.check_real_batch(x, self.data_shape, self.data_range)
+        if getattr(self, "data_shape", None) is not None:  # a subclass without one checks its own
+            checks.check_real_batch(x, self.data_shape, getattr(self, "data_range", None))
         message = self.label_presence_error(y is not None)
         if message:
             raise ValueError(message)

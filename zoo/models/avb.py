@@ -41,7 +41,7 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
-from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Generator, as_output
+from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Generator, as_output, check_output
 from zoo.models.common import (
     check_count, check_latents, float32, gaussian_kl, images_to_model, in_batches, model_to_unit,
     non_finite_message, reconstruction_nll, seeded_normal,
@@ -81,6 +81,8 @@ class AVB(Generator, Autoencoder, ExplicitLikelihood, AdversarialModel):
     """
 
     players = {"T": ("adversary",), "vae": ("encoder", "decoder")}
+    label_policy = "refused"
+    data_noun = "data"  # images or vectors (toy problems)
     config_attributes = ("likelihood", "pixel_sigma", "adaptive_contrast", "contrast_samples", "stop_moments",
                          "t_steps", "data_range", "seed")
     #: draws of z ~ q(z|x) whose mean is `encode`'s posterior mean, when the
@@ -277,9 +279,10 @@ class AVB(Generator, Autoencoder, ExplicitLikelihood, AdversarialModel):
     def decode_tensor(self, z, labels=None):
         return self._decoder_mean(z)
 
-    def decode(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+    def decode(self, z, labels=None, *, output="float", batch_size=256, use_ema=True):
         """The decoder's mean for latent codes z, in [0, 1] for images (AVB keeps no
         moving average: `use_ema` is accepted for the common interface)."""
+        check_output(output)
         self._check_no_labels(labels)
         z = check_latents(z, self.latent_dim)
         x = self._to_user(in_batches(self._decoder_mean, [z], batch_size))

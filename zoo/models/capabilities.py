@@ -34,7 +34,7 @@ from zoo.models.common import (
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 
-def _check_output(output):
+def check_output(output):
     if output not in ("float", "uint8"):
         raise ValueError(f'output must be "float" or "uint8"; got {output!r}.')
 
@@ -64,7 +64,7 @@ class Generator:
             return rng.uniform(-r, r, (n, self.latent_dim)).astype("float32")
         return rng.standard_normal((n, self.latent_dim)).astype("float32")
 
-    def decode(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+    def decode(self, z, labels=None, *, output="float", batch_size=256, use_ema=True):
         raise NotImplementedError
 
     def decode_tensor(self, z, labels=None):
@@ -73,7 +73,7 @@ class Generator:
         `labels` one-hot."""
         raise NotImplementedError
 
-    def generate(self, n, seed=None, labels=None, output="float", batch_size=256, use_ema=True):
+    def generate(self, n, seed=None, labels=None, *, output="float", batch_size=256, use_ema=True):
         """n samples as NumPy: "float" in [0, 1] or "uint8" in [0, 255].
 
         `seed` fixes the noise (NumPy's generator, so a seed gives the same z on
@@ -81,7 +81,7 @@ class Generator:
         label vectors; required for a conditional model, refused otherwise.
         `use_ema`: sample the moving average of the weights when the model keeps
         one (`ema_decay`); False samples the raw, last-iterate network."""
-        _check_output(output)
+        check_output(output)
         n = check_count(n)
         check_fits_in_memory(n, self.data_shape, f"{type(self).__name__}.generate")
         return self.decode(self.sample_prior(n, seed), labels, output=output, batch_size=batch_size,
@@ -89,7 +89,8 @@ class Generator:
 
     def _check_no_labels(self, labels):
         if labels is not None:
-            raise ValueError(f"labels were given, but this {type(self).__name__} is unconditional.")
+            raise ValueError(f"labels were given, but this {type(self).__name__} is unconditional (decode and "
+                             "generate take labels as their second and third arguments; the rest by keyword).")
 
 
 class Autoencoder:
@@ -137,6 +138,10 @@ class Hasher:
     def hash(self, images, packed=True, batch_size=256):
         raise NotImplementedError
 
+    def hash_scores_tensor(self, x):
+        """hash_scores on tensors of the model's range (a traced function: export)."""
+        raise NotImplementedError
+
 
 CAPABILITIES = {"generator": Generator, "autoencoder": Autoencoder, "likelihood": ExplicitLikelihood,
                 "hasher": Hasher}
@@ -162,10 +167,10 @@ class NetworkGenerator(Generator):
             return self.noise(keras.random.uniform, shape, minval=-r, maxval=r)
         return self.noise(keras.random.normal, shape)
 
-    def decode(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+    def decode(self, z, labels=None, *, output="float", batch_size=256, use_ema=True):
         """G(z[, y]) in batches, as NumPy in [0, 1] (or uint8); G's moving average
         if the model keeps one and `use_ema`."""
-        _check_output(output)
+        check_output(output)
         z = check_latents(z, self.latent_dim)
         if labels is not None or self.num_classes is not None:
             labels = self._check_labels(labels, len(z))
@@ -179,7 +184,7 @@ class NetworkGenerator(Generator):
     def decode_tensor(self, z, labels=None):
         return self._g(z, labels, training=False, network=self.averaged("generator"))
 
-    def decode_latents(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+    def decode_latents(self, z, labels=None, *, output="float", batch_size=256, use_ema=True):
         """The name of `decode` before the capabilities were declared; kept for old scripts."""
         return self.decode(z, labels, output=output, batch_size=batch_size, use_ema=use_ema)
 

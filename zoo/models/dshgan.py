@@ -479,6 +479,9 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
         x = images_to_model(images, self.data_shape, self.data_range)
         return in_batches(lambda b: self.hasher(b, training=False)[0], [x], batch_size)
 
+    def hash_scores_tensor(self, x):
+        return self.hasher(x, training=False)[0]
+
     def hash(self, images, packed=True, batch_size=256):
         """Binary codes b = 1[h > 0.5]: packed (n, ceil(q/8)) uint8, bit i of a code
         at byte i // 8, most significant bit first (numpy.packbits), pad bits 0;

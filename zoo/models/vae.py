@@ -16,7 +16,7 @@ from keras import ops
 
 from zoo.core import AdversarialModel
 from zoo.models import blocks
-from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Generator, as_output
+from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Generator, as_output, check_output
 from zoo.models.common import (
     check_count, check_latents, gaussian_kl, images_to_model, in_batches, model_to_unit, reconstruction_nll,
     reparameterize, seeded_normal, slerp,
@@ -52,11 +52,12 @@ class LatentImageModel(Generator, Autoencoder):
         """(n, n_samples, latent_dim): z = mu + sigma * eps, eps seeded (NumPy)."""
         mu, log_var = self.posterior(images, batch_size)
         n_samples = check_count(n_samples, "n_samples")
-        eps = seeded_normal(len(mu) * n_samples, self.latent_dim, seed).reshape(len(mu), n_samples, -1)
+        eps = seeded_normal(len(mu) * n_samples, self.latent_dim, seed).reshape(len(mu), n_samples, self.latent_dim)
         return (mu[:, None] + np.exp(0.5 * log_var)[:, None] * eps).astype("float32")
 
-    def decode(self, z, labels=None, output="float", batch_size=256, use_ema=True):
+    def decode(self, z, labels=None, *, output="float", batch_size=256, use_ema=True):
         """Images in [0, 1] (or uint8) for latent codes z (the decoder's mean)."""
+        check_output(output)
         self._check_no_labels(labels)
         z = check_latents(z, self.latent_dim)
         net = self.averaged("decoder") if use_ema else self.decoder
@@ -98,6 +99,7 @@ class VAE(LatentImageModel, ExplicitLikelihood, AdversarialModel):
     `interpolate` use by default (`zoo.core.ema`; None: none)."""
 
     players = {"vae": ("encoder", "decoder")}
+    label_policy = "refused"
     averaged_networks = ("decoder",)
     config_attributes = ("likelihood", "pixel_sigma", "data_range", "seed")
 

@@ -15,9 +15,11 @@ Who learns from what (the heart of the paper):
     Dec  minimises  gamma * L_llike^Dis_l - L_GAN
     Dis  maximises  L_GAN                           (no reconstruction gradient)
 
-Each player's gradient is taken from the same state: the encoder step reads the
-current Dec and Dis; the decoder step reads the current Dis and the encoder's z;
-the discriminator step reads the decoder's images from before its update.
+Each player's gradient is taken from the same state: the encoder's reads the
+current Dec and Dis; the decoder's reads the current Dis and the encoder's z;
+the discriminator's reads the decoder's images from before its update. So, as in
+the authors' code, one pass through the three networks gives all three gradients
+(`update_many`; `one_forward=False` makes one pass per player).
 
 The training toolkit (`zoo.models.gan`'s docstring), off by default: hinge losses
 (`gan_loss="hinge"`), R1 on Dis's logit of real images (`r1_gamma`),
@@ -68,19 +70,24 @@ class VAEGAN(LatentImageModel, AdversarialModel):
             Dec(z_p) its own. None: none.
         ema_decay, ema_start, ema_warmup: a moving average of the decoder's
             weights, used by decode / generate / reconstruct (`zoo.core.ema`).
+        one_forward: take the three players' gradients from one pass through the
+            networks (`update_many`, as the authors' code); False: one pass per
+            player (`update` three times: the same gradients, three times the
+            work; batch-norm statistics then move three times a step).
     """
 
     players = {"enc": ("encoder",), "dec": ("decoder",), "dis": ("discriminator",)}
+    label_policy = "refused"
     averaged_networks = ("decoder",)
     config_attributes = ("gamma", "reconstruction_fake", "prior_fake", "gan_loss", "equilibrium", "data_range",
-                         "seed", "r1_gamma", "diff_augment")
+                         "seed", "r1_gamma", "diff_augment", "one_forward")
     display_name = "VAE-GAN"
 
     def __init__(self, encoder, decoder, discriminator, gamma=1e-3,
                  reconstruction_fake=True, prior_fake=True,
                  gan_loss=None, equilibrium=None,
                  data_range=(-1.0, 1.0), seed=None, r1_gamma=0.0, diff_augment=None,
-                 ema_decay=None, ema_start=0, ema_warmup=False, generator_loss=None, **kwargs):
+                 ema_decay=None, ema_start=0, ema_warmup=False, one_forward=True, generator_loss=None, **kwargs):
         super().__init__(**kwargs)
         gan_loss = gan_loss_argument(gan_loss, generator_loss)
         if not (reconstruction_fake or prior_fake):
@@ -100,6 +107,7 @@ class VAEGAN(LatentImageModel, AdversarialModel):
             raise ValueError("The discriminator must output [logit, Dis_l features].")
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
         self.gamma = float(gamma)
+        self.one_forward = bool(one_forward)
         self.reconstruction_fake, self.prior_fake = bool(reconstruction_fake), bool(prior_fake)
         self.gan_loss = gan_loss
         self.equilibrium = equilibrium
@@ -183,14 +191,17 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         (l_x, f_x), (l_rec, f_rec), (l_p, _) = self.dis([x, x_rec, x_p], training, augment_params)
         fakes = self.fake_logits(l_rec, l_p)
         llike, gan = self.l_llike(f_x, f_rec), self.l_gan(l_x, fakes)
-        if self.gan_loss == "minimax":
-            adversarial = -gan
-        elif self.gan_loss == "hinge":
-            adversarial = -sum(ops.mean(float32(f)) for f in fakes)
-        else:
-            adversarial = -sum(ops.mean(log_d(f)) for f in fakes)
         aux = (ops.stop_gradient(x_rec), ops.stop_gradient(x_p), gan)
-        return self.gamma * llike + adversarial, aux
+        return self.gamma * llike + self.adversarial_cost(gan, fakes), aux
+
+    def adversarial_cost(self, gan, fake_logits):
+        """Dec's adversarial term: -L_GAN (minimax), -sum E log Dis(fake)
+        (non-saturating) or -sum E l(fake) (hinge)."""
+        if self.gan_loss == "minimax":
+            return -gan
+        if self.gan_loss == "hinge":
+            return -sum(ops.mean(float32(f)) for f in fake_logits)
+        return -sum(ops.mean(log_d(f)) for f in fake_logits)
 
     def discriminator_loss(self, x, x_rec, x_p, training=True, augment_params=None):
         """-L_GAN: Dis maximises L_GAN and nothing else (plus R1 in training)."""
@@ -221,27 +232,59 @@ class VAEGAN(LatentImageModel, AdversarialModel):
         return [pair, pair, prior]
 
     # -- one training step -----------------------------------------------------------
+    def player_losses(self, x, eps, z_p, training=True, augment_params=None):
+        """The three players' losses from one pass through Enc, Dec (on z and on z_p)
+        and Dis (on [x, Dec(z), Dec(z_p)]), as the authors' code takes them: the
+        same values as `encoder_loss`, `decoder_loss` and `discriminator_terms`
+        at this state (R1, if on, costs one more Dis pass)."""
+        mu, log_var = self.encoder(x, training=training)
+        z = reparameterize(mu, log_var, eps)
+        x_rec, x_p = self.decoder(z, training=training), self.decoder(z_p, training=training)
+        (l_x, f_x), (l_rec, f_rec), (l_p, _) = self.dis([x, x_rec, x_p], training, augment_params)
+        prior, llike = self.l_prior(mu, log_var), self.l_llike(f_x, f_rec)
+        fakes = self.fake_logits(l_rec, l_p)
+        gan = self.l_gan(l_x, fakes)
+        r1 = ops.zeros(())
+        if self.r1_gamma and training:
+            fixed = [ops.stop_gradient(x_rec), ops.stop_gradient(x_p)]
+            _, _, grad = backend.input_gradient(
+                lambda x_real: (self.dis([x_real, *fixed], training, augment_params)[0][0], ()), x, has_aux=True)
+            r1 = r1_penalty(grad, self.r1_gamma)
+        losses = {"enc": prior + llike, "dec": self.gamma * llike + self.adversarial_cost(gan, fakes),
+                  "dis": -gan + r1}
+        return losses, (prior, llike, gan, ops.mean(ops.sigmoid(l_x)), ops.mean(ops.sigmoid(l_p)), r1)
+
     def train_step(self, data):
         x, _ = self._unpack(data)
         n = ops.shape(x)[0]
         eps = self.noise(keras.random.normal, (n, self.latent_dim))
         z_p = self.noise(keras.random.normal, (n, self.latent_dim))
         aug = self.augment_params(n)
-        enc_loss, (z, prior, llike) = self.update("enc", lambda: self.encoder_loss(x, eps, z_p, True, aug))
-        dec_gate = dis_gate = None
-        if self.equilibrium is not None:
-            centre, margin = self.equilibrium
-            dec_gate = lambda aux: self.dis_cost(aux[2]) <= centre + margin  # noqa: E731
-            dis_gate = lambda aux: self.dis_cost(aux[0]) >= centre - margin  # noqa: E731
-        dec_loss, (x_rec, x_p, _) = self.update(
-            "dec", lambda: self.decoder_loss(x, z, z_p, True, aug), gate=dec_gate
-        )
-        dis_loss, (gan, d_x, d_g_z, r1) = self.update(
-            "dis", lambda: self.discriminator_terms(x, x_rec, x_p, True, aug), gate=dis_gate
-        )
+        if self.one_forward:
+            losses, (prior, llike, gan, d_x, d_g_z, r1) = self.update_many(
+                ("enc", "dec", "dis"), lambda: self.player_losses(x, eps, z_p, True, aug),
+                gates=self.equilibrium_gates(lambda aux: aux[2], lambda aux: aux[2]))
+            enc_loss, dec_loss, dis_loss = losses["enc"], losses["dec"], losses["dis"]
+        else:  # three passes, one per player (what this model did before one_forward)
+            enc_loss, (z, prior, llike) = self.update("enc", lambda: self.encoder_loss(x, eps, z_p, True, aug))
+            gates = self.equilibrium_gates(lambda aux: aux[2], lambda aux: aux[0])
+            dec_loss, (x_rec, x_p, _) = self.update(
+                "dec", lambda: self.decoder_loss(x, z, z_p, True, aug), gate=gates.get("dec"))
+            dis_loss, (gan, d_x, d_g_z, r1) = self.update(
+                "dis", lambda: self.discriminator_terms(x, x_rec, x_p, True, aug), gate=gates.get("dis"))
         extra = {"r1": r1} if self.r1_gamma else {}
         return self.track(enc_loss=enc_loss, dec_loss=dec_loss, dis_loss=dis_loss, prior=prior,
                           llike=llike, gan=gan, D_x=d_x, D_G_z=d_g_z, **extra)
+
+    def equilibrium_gates(self, dec_gan, dis_gan):
+        """The authors' equilibrium rule as gates on the step's aux ({} without it):
+        Dec is not updated while Dis's cost is above centre + margin, Dis not
+        while it is below centre - margin. `dec_gan`, `dis_gan`: L_GAN from aux."""
+        if self.equilibrium is None:
+            return {}
+        centre, margin = self.equilibrium
+        return {"dec": lambda aux: self.dis_cost(dec_gan(aux)) <= centre + margin,
+                "dis": lambda aux: self.dis_cost(dis_gan(aux)) >= centre - margin}
 
     def test_step(self, data):
         x, _ = self._unpack(data)
