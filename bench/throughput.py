@@ -1,4 +1,4 @@
-"""Training throughput: DCGAN on 28x28x1, batch 64, steps per second.
+"""Training throughput: DCGAN (or, with --model vaegan, VAE-GAN) on 28x28x1, batch 64, steps per second.
 
 Side by side in one run, each in its own process (the backend is fixed per
 process), alternating over --rounds so that machine noise hits all alike:
@@ -43,6 +43,14 @@ default leaves each framework its own setting. When more threads are runnable
 than there are cores, every parallel kernel waits for its threads to be
 scheduled, so a run with N = 1 measures the loops rather than the neighbours.
 
+`--model vaegan`: VAE-GAN with the MNIST recipe's nets (Larsen et al.'s at width
+0.25, 64-d latent; no equilibrium gates on either side): zoo/<backend> takes the
+three players' gradients from one forward pass (`update_many`), `+3pass` makes one
+pass per player (`one_forward=False`), and plain/tensorflow is a `tf.function` with
+one persistent `GradientTape` over the same networks and losses (the authors'
+and keras-io's way of taking several gradients from one pass), compared with
+zoo/tensorflow.
+
 `--compare-with DIR` also runs every zoo runner with the `zoo` package imported
 from DIR (e.g. a `git worktree` of an earlier commit), labelled `DIR-name:zoo/...`:
 before and after a change, side by side in one run.
@@ -66,27 +74,32 @@ sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from provenance import git_commit  # noqa: E402  (bench/provenance.py)
 
 BATCH, LATENT = 64, 100
-RUNNERS = [
-    "zoo/tensorflow", "zoo/tensorflow+spe10", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch",
-    "plain/tensorflow", "plain/tensorflow+loop10", "plain/torch",
-]
+RUNNERS = {
+    "dcgan": ["zoo/tensorflow", "zoo/tensorflow+spe10", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch",
+              "plain/tensorflow", "plain/tensorflow+loop10", "plain/torch"],
+    "vaegan": ["zoo/tensorflow", "zoo/tensorflow+3pass", "zoo/jax", "zoo/torch", "plain/tensorflow"],
+}
+TITLES = {"dcgan": "DCGAN 28x28x1", "vaegan": "VAE-GAN 28x28x1 (width 0.25, 64-d latent)"}
+VAEGAN_LATENT, VAEGAN_WIDTH, VAEGAN_GAMMA = 64, 0.25, 1e-3
 
 
-def run_zoo(steps, warmup, jit_compile, steps_per_execution=1):
+def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", one_forward=True):
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from zoo.models import GAN
+    from zoo.models import GAN, VAEGAN
 
     keras.utils.set_random_seed(0)
-    gan = GAN.dcgan((28, 28, 1), latent_dim=LATENT, seed=0)
-    gan.compile(
-        d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-        g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-        jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution,
-    )
+    adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)  # noqa: E731
+    if model == "vaegan":
+        gan = VAEGAN.larsen((28, 28, 1), latent_dim=VAEGAN_LATENT, width=VAEGAN_WIDTH, gamma=VAEGAN_GAMMA,
+                            one_forward=one_forward, seed=0)
+        opts = dict(enc_optimizer=adam(), dec_optimizer=adam(), dis_optimizer=adam())
+    else:
+        gan = GAN.dcgan((28, 28, 1), latent_dim=LATENT, seed=0)
+        opts = dict(d_optimizer=adam(), g_optimizer=adam())
+    gan.compile(**opts, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
     x = np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype("float32")
     ds = tf.data.Dataset.from_tensors(x).repeat()
     stamps = []
@@ -94,7 +107,7 @@ def run_zoo(steps, warmup, jit_compile, steps_per_execution=1):
     class Stamp(keras.callbacks.Callback):
         # Called once per execution (steps_per_execution steps).
         def on_train_batch_end(self, batch, logs=None):
-            float(logs["d_loss"])  # waits for this execution's result
+            float(logs["loss"])  # waits for this execution's result
             stamps.append(time.perf_counter())
 
     k = steps_per_execution
@@ -146,6 +159,46 @@ def run_plain_tf(steps, warmup, loop=1):
     k = loop
     secs, asked, ran = _time_steps(lambda: float(train_steps(real)), -(-steps // k), -(-warmup // k))
     return [dt / k for dt in secs for _ in range(k)], asked * k, ran * k
+
+
+def run_plain_tf_vaegan(steps, warmup):
+    """VAE-GAN's three players in one tf.function: one forward pass, one persistent tape."""
+    import keras
+    import tensorflow as tf
+
+    from zoo.models import blocks
+
+    keras.utils.set_random_seed(0)
+    E = blocks.gaussian_encoder((28, 28, 1), VAEGAN_LATENT, VAEGAN_WIDTH)
+    Dec = blocks.larsen_decoder((28, 28, 1), VAEGAN_LATENT, width=VAEGAN_WIDTH)
+    Dis = blocks.larsen_discriminator((28, 28, 1), VAEGAN_WIDTH)
+    opts = [keras.optimizers.Adam(2e-4, beta_1=0.5) for _ in range(3)]
+    log_sigmoid = tf.math.log_sigmoid
+
+    @tf.function
+    def train_step(x):
+        eps = tf.random.normal((BATCH, VAEGAN_LATENT))
+        z_p = tf.random.normal((BATCH, VAEGAN_LATENT))
+        with tf.GradientTape(persistent=True) as tape:
+            mu, log_var = E(x, training=True)
+            x_rec = Dec(mu + tf.exp(0.5 * log_var) * eps, training=True)
+            x_p = Dec(z_p, training=True)
+            logits, feats = Dis(tf.concat([x, x_rec, x_p], 0), training=True)
+            l_x, l_rec, l_p = tf.split(logits, 3)
+            f_x, f_rec, _ = tf.split(feats, 3)
+            prior = tf.reduce_mean(0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(log_var) - 1.0 - log_var, -1))
+            llike = tf.reduce_mean(0.5 * tf.reduce_sum(tf.square(f_x - f_rec), -1))
+            gan = tf.reduce_mean(log_sigmoid(l_x)) + tf.reduce_mean(log_sigmoid(-l_rec)) + tf.reduce_mean(
+                log_sigmoid(-l_p))
+            losses = [prior + llike,  # Enc
+                      VAEGAN_GAMMA * llike - tf.reduce_mean(log_sigmoid(l_rec)) - tf.reduce_mean(log_sigmoid(l_p)),
+                      -gan]  # Dis
+        for loss, net, opt in zip(losses, (E, Dec, Dis), opts):
+            opt.apply_gradients(zip(tape.gradient(loss, net.trainable_weights), net.trainable_weights))
+        return losses[0]
+
+    real = tf.random.uniform((BATCH, 28, 28, 1), -1, 1)
+    return _time_steps(lambda: float(train_step(real)), steps, warmup)
 
 
 def _time_steps(step, steps, warmup):
@@ -223,7 +276,7 @@ def limit_threads(n):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
 
-def worker(runner, steps, warmup, threads=None):
+def worker(runner, steps, warmup, threads=None, model="dcgan"):
     runner = runner.split(":")[-1]
     if threads:
         limit_threads(threads)
@@ -244,7 +297,10 @@ def worker(runner, steps, warmup, threads=None):
         # zoo/tensorflow runs without it too, like for like.
         spe = next((int(f[3:]) for f in flags if f.startswith("spe")), 1)
         jit = ("xla" in flags) if backend == "tensorflow" else "auto"
-        return run_zoo(steps, warmup, jit_compile=jit, steps_per_execution=spe)
+        return run_zoo(steps, warmup, jit_compile=jit, steps_per_execution=spe, model=model,
+                       one_forward="3pass" not in flags)
+    if model == "vaegan":
+        return run_plain_tf_vaegan(steps, warmup)
     if backend == "tensorflow":
         loop = next((int(f[4:]) for f in flags if f.startswith("loop")), 1)
         return run_plain_tf(steps, warmup, loop)
@@ -263,7 +319,8 @@ def main():
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--runners", default=",".join(RUNNERS))
+    p.add_argument("--model", default="dcgan", choices=sorted(RUNNERS))
+    p.add_argument("--runners", default=None, help="comma-separated (default: every runner of --model)")
     p.add_argument("--threads", type=int, default=None,
                    help="cap every framework's intra-op threads (default: its own)")
     p.add_argument("--compare-with", default=None, metavar="DIR",
@@ -271,11 +328,11 @@ def main():
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        secs, asked, ran = worker(args.worker, args.steps, args.warmup, args.threads)
+        secs, asked, ran = worker(args.worker, args.steps, args.warmup, args.threads, args.model)
         print(json.dumps({"step_seconds": secs, "steps_asked": asked, "steps_run": ran}))
         return
 
-    runners = args.runners.split(",")
+    runners = args.runners.split(",") if args.runners else RUNNERS[args.model]
     trees = {}
     if args.compare_with:
         label = os.path.basename(os.path.normpath(args.compare_with))
@@ -293,7 +350,8 @@ def main():
             if r in trees:
                 env["PYTHONPATH"] = os.pathsep.join([trees[r], env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
             before = load_average()
-            cmd = [sys.executable, __file__, "--worker", r, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            cmd = [sys.executable, __file__, "--worker", r, "--steps", str(args.steps), "--warmup", str(args.warmup),
+                   "--model", args.model]
             out = subprocess.run(
                 cmd + (["--threads", str(args.threads)] if args.threads else []),
                 env=env, capture_output=True, text=True, check=True,
@@ -308,7 +366,7 @@ def main():
                   f"load {loads[-2]:.1f}-{loads[-1]:.1f}", flush=True)
         per_round.append(speeds)
 
-    print(f"\nDCGAN 28x28x1, batch {BATCH}: steps/s = 1 / median step time in a round, median over "
+    print(f"\n{TITLES[args.model]}, batch {BATCH}: steps/s = 1 / median step time in a round, median over "
           f"{args.rounds} interleaved rounds x {args.steps} timed steps, "
           f"{f'{args.threads} thread(s) per framework' if args.threads else 'default threads'}; "
           f"load average {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} CPUs")
