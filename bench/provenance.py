@@ -1,20 +1,9 @@
-"""What a results file records about where its figures came from."""
+"""The benches' provenance: `git_commit` lives with the recipes (recipes/provenance.py),
+which record it in presets' metadata too."""
 
-import subprocess
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for recipes/
 
-
-def git_commit(script):
-    """HEAD of this checkout, marked when zoo/ or `script` (a bench file's path) has
-    uncommitted changes; "unknown" outside a git checkout."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        mine = Path(script).resolve().relative_to(ROOT).as_posix()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "zoo", mine], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return head + (f" (with uncommitted changes to zoo/ or {mine})" if dirty else "")
-    except (OSError, ValueError, subprocess.CalledProcessError):
-        return "unknown"
+from recipes.provenance import git_commit  # noqa: E402,F401

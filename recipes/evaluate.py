@@ -292,9 +292,12 @@ def main(argv=None):
             new = "-" if fig["value"] is None else f"{fig['value']:.4g}"
             print(f"{name:<24} {old:>12} {new:>12}  {fig['how']}")
     if args.write:
+        from recipes.provenance import git_commit
+
         folder = presets.resolve(args.preset)
         presets.update_metadata(folder, figures={**meta.get("figures", {}), **figures},
-                                figures_command="python -m recipes.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
+                                figures_command="python -m recipes.evaluate " + " ".join(sys.argv[1:] if argv is None else argv),
+                                figures_commit=git_commit(__file__))
         print(f"Figures written to {folder / presets.METADATA_FILE}", file=sys.stderr)
 
 

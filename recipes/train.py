@@ -42,6 +42,7 @@ from zoo.models.capabilities import Autoencoder
 from zoo.visualize import save_image_grid
 
 from recipes.evaluate import VALID_N  # the held-out images Parzen's sigma is chosen on
+from recipes.provenance import git_commit
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
 
@@ -362,6 +363,7 @@ def _train(argv=None):
         "data": data_record(data_path) if Path(data_path).exists() else {"name": str(args.data)},
         "split": recipe.split,
         "command": command_line(argv),
+        "git_commit": git_commit(__file__),
         "reproduce": reproduce_command(argv, phase_steps),
         "figures": figures,
         "training": {
