@@ -37,6 +37,9 @@ class StopOnNaN(keras.callbacks.Callback):
     every other callback.
     """
 
+    #: `AdversarialModel.fit` puts callbacks with this first (the core imports no callback).
+    runs_first = True
+
     def __init__(self, backup_dir=None):
         super().__init__()
         self.backup_dir = backup_dir

@@ -361,9 +361,7 @@ class AdversarialModel(keras.Model):
         callbacks = list(bound.arguments.get("callbacks") or [])
         if callbacks:
             # A NaN guard must see a bad batch before any checkpoint saves it.
-            from zoo.callbacks import StopOnNaN
-
-            callbacks.sort(key=lambda c: not isinstance(c, StopOnNaN))
+            callbacks.sort(key=lambda c: not getattr(c, "runs_first", False))  # StopOnNaN
             bound.arguments["callbacks"] = callbacks
         bound.arguments["x"] = checks.checked_stream(
             _resume_position(x, callbacks, bound.arguments.get("steps_per_epoch"))
