@@ -20,7 +20,7 @@ from zoo.metrics.coverage import generator_coverage  # noqa: E402
 GENERATORS = {"mnist": ["gan_mlp_mnist", "dcgan_mnist", "cdcgan_mnist", "vae_mnist", "vaegan_mnist",
                         "avb_ac_mnist"],
               "cifar10": ["dcgan_cifar10", "cdcgan_cifar10", "vae_cifar10", "vaegan_cifar10",
-                          "dshgan_cifar10_12bit"]}
+                          "dshgan_cifar10_12bit", "dshgan_cifar10_48bit"]}
 
 
 def main(argv=None):
