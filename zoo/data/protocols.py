@@ -76,6 +76,21 @@ def hashing_split(x, y, queries_per_class=100, train_per_class=500, seed=CIFAR10
     return HashingSplit(x, y, query, train, database, unlabelled, int(seed))
 
 
+def validation_split(split, per_class=50, seed=0):
+    """A validation protocol inside `split`'s labelled images, for model selection.
+
+    `per_class` labelled images a class (seeded; 500 of CIFAR-10's 5,000 by
+    default) become the queries; the other labelled images are the training
+    set, and the database is `split`'s without the new queries (same order).
+    The protocol's own queries are in none of its parts: choices made on this
+    split never see them. Returns a `HashingSplit` of the same `x`/`y`.
+    """
+    chosen, rest = split_per_class(split.y[split.train], per_class, seed=np.random.SeedSequence([seed, 1]))
+    query, train = split.train[chosen], split.train[rest]
+    database = split.database[~np.isin(split.database, query)]
+    return HashingSplit(split.x, split.y, query, train, database, split.unlabelled, split.seed)
+
+
 def cifar10_hashing_split(path=None, seed=CIFAR10_PROTOCOL_SEED):
     """The CIFAR-10 protocol on the zip export: 1,000 queries, 5,000 labelled, 59,000 database.
 

@@ -13,7 +13,12 @@ string is the paper's: a comma-separated subset of
 - "cutout": a zeroed square of half the image size at a uniform position
   (clipped at the border),
 
-as in the authors' `DiffAugment_pytorch.py`, on channels-last images in
+as in the authors' `DiffAugment_pytorch.py`; and, not in DiffAugment's policy,
+- "flip": a horizontal flip with probability 1/2 (with "translation", the
+  standard CIFAR training augmentation of a classifier: a 4-pixel shift, i.e.
+  a random 32x32 crop of the zero-padded 40x40 image, and a flip),
+
+all on channels-last images in
 [-1, 1]. Each image gets its own draw. The draws come from the model's seeded
 noise (`AdversarialModel.noise`), so training stays reproducible and a resumed
 run exact. Translation is two products with one-hot shift matrices per image
@@ -27,23 +32,24 @@ jit on every backend and passes gradients to the input.
 import keras
 from keras import ops
 
-POLICIES = ("color", "translation", "cutout")
+POLICIES = ("color", "translation", "cutout", "flip")
 TRANSLATION_RATIO, CUTOUT_RATIO = 0.125, 0.5
 
 
-def check_policy(policy):
-    """The policy as a normalised string ("" or None: no augmentation -> None)."""
+def check_policy(policy, name="diff_augment"):
+    """The policy as a normalised string ("" or None: no augmentation -> None);
+    `name`: the argument's, for the error."""
     if policy is None or policy == "":
         return None
     if not isinstance(policy, str):
         raise ValueError(
-            f'diff_augment must be a policy string such as "color,translation,cutout"; got {policy!r}.'
+            f'{name} must be a policy string such as "color,translation,cutout"; got {policy!r}.'
         )
     parts = [p.strip() for p in policy.split(",") if p.strip()]
     unknown = [p for p in parts if p not in POLICIES]
     if unknown or not parts or len(set(parts)) != len(parts):
         raise ValueError(
-            f"diff_augment must be a comma-separated subset of {', '.join(POLICIES)} "
+            f"{name} must be a comma-separated subset of {', '.join(POLICIES)} "
             f'(e.g. "color,translation,cutout"); got {policy!r}.'
         )
     return ",".join(parts)
@@ -73,12 +79,14 @@ def sample(policy, n, image_shape, draw):
         ch, cw = _shifts(h, CUTOUT_RATIO), _shifts(w, CUTOUT_RATIO)
         params["cutout_h"] = draw(keras.random.randint, (n,), minval=0, maxval=h + (1 - ch % 2))
         params["cutout_w"] = draw(keras.random.randint, (n,), minval=0, maxval=w + (1 - cw % 2))
+    if "flip" in names:
+        params["flip"] = draw(keras.random.randint, (n,), minval=0, maxval=2)
     return params
 
 
 def apply(policy, x, params):
     """x (n, h, w, c) transformed by `policy` with `params` from `sample`, in order
-    color, translation, cutout (the paper's)."""
+    color, translation, cutout (the paper's), then flip."""
     names = policy.split(",") if policy else []
     for name in POLICIES:
         if name in names:
@@ -129,7 +137,13 @@ def cutout(x, params):
     return x * cutout_mask(params, x.shape[1], x.shape[2], x.dtype)
 
 
-_FUNCTIONS = {"color": color, "translation": translation, "cutout": cutout}
+def flip(x, params):
+    """Each image mirrored left-right where its draw is 1."""
+    chosen = ops.reshape(ops.cast(params["flip"], x.dtype), (-1, 1, 1, 1))
+    return chosen * ops.flip(x, axis=2) + (1 - chosen) * x
+
+
+_FUNCTIONS = {"color": color, "translation": translation, "cutout": cutout, "flip": flip}
 
 
 def concat_params(*parts):

@@ -619,3 +619,41 @@ def hashing_network(image_shape, code_length, num_classes, width=32, fc=512, dro
     classes = layers.Dense(num_classes, name="class_logits")(shared)
     adversary = layers.Dense(1, name="adversary")(shared)
     return keras.Model(x, [codes, classes, adversary], name=name)
+
+
+def resnet_hashing_network(image_shape, code_length, num_classes, width=32, fc=512, dropout=0.3,
+                           norm="batch", name="hasher"):
+    """A CIFAR-grade residual hashing network: x -> [h, class logits, adversary logit].
+
+    The layout of the fast CIFAR-10 ResNets (Page's "ResNet-9", DAWNBench 2018)
+    at `width` (64 there): a stem conv, then per stage a conv, a 2x2 max pool
+    and, on the first and last stage, a residual pair of convs; widths
+    w, 2w, 4w, 8w; a global max pool; the three streams of `hashing_network`.
+    `norm`: "batch" (real images only: the real-triplet ablation) or "group"
+    (per image: a batch mixing real and synthetic images, as DSH-GAN's).
+    """
+    image_shape = check_image_shape(image_shape)
+    if norm not in ("batch", "group"):
+        raise ValueError(f'norm must be "batch" or "group"; got {norm!r}.')
+
+    def conv_block(h, filters):
+        h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
+        if norm == "batch":
+            h = layers.BatchNormalization()(h)
+        else:
+            h = layers.GroupNormalization(groups=min(8, filters))(h)
+        return layers.ReLU()(h)
+
+    x = keras.Input(image_shape, name="x")
+    h = conv_block(x, width)
+    for stage, filters in enumerate((2 * width, 4 * width, 8 * width)):
+        h = layers.MaxPooling2D()(conv_block(h, filters))
+        if stage != 1:
+            h = layers.Add()([h, conv_block(conv_block(h, filters), filters)])
+    h = layers.GlobalMaxPooling2D()(h)
+    shared = layers.Dense(fc, activation="relu", name="representation")(h)
+    shared = seeded_dropout(dropout)(shared)
+    codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
+    classes = layers.Dense(num_classes, name="class_logits")(shared)
+    adversary = layers.Dense(1, name="adversary")(shared)
+    return keras.Model(x, [codes, classes, adversary], name=name)

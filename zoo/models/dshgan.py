@@ -47,6 +47,13 @@ before D (`diff_augment`), spectral norm in D
 (`DSHGAN.build_default(spectral_norm=True)`), and a moving average of G's
 weights (`ema_decay`), which `generate` and `make_triplets` sample; training
 (both phases) uses the raw G.
+
+For the hashing network: `hash_augment`, an augmentation policy of
+`zoo.models.augment` applied to every image H trains on in the hash phase
+(e.g. "translation,flip", the standard CIFAR crop and flip; not in the paper,
+which fine-tuned an ImageNet network), and a residual hashing network
+(`build_default(hasher="resnet")`), a CIFAR-grade design for training from
+scratch.
 """
 
 import keras
@@ -144,6 +151,8 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
             pre-training, e.g. "color,translation,cutout"; None: none.
         ema_decay, ema_start, ema_warmup: a moving average of G's weights for
             sampling (`zoo.core.ema`); None: none.
+        hash_augment: augmentation policy (`zoo.models.augment`) of H's
+            training images in the hash phase, e.g. "translation,flip"; None: none.
 
     Example:
         >>> model = DSHGAN.build_default((32, 32, 3), num_classes=10, code_length=48)
@@ -157,7 +166,7 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
     averaged_networks = ("generator",)
     config_attributes = ("margin", "class_weight", "adversary_weight", "synthetic_triplets", "multi_label",
                          "latent_distribution", "data_range", "phase", "diversity_weight", "seed", "r1_gamma",
-                         "diff_augment")
+                         "diff_augment", "hash_augment")
     label_policy = "required"  # every batch: labels, -1 (or all-zero vectors) for unlabelled images
     display_name = "DSH-GAN"
 
@@ -165,7 +174,7 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
                  adversary_weight=1.0, synthetic_triplets=True, multi_label=False,
                  latent_distribution="normal", data_range=(-1.0, 1.0), phase="pretrain",
                  diversity_weight=0.0, seed=None, r1_gamma=0.0, diff_augment=None,
-                 ema_decay=None, ema_start=0, ema_warmup=False, **kwargs):
+                 ema_decay=None, ema_start=0, ema_warmup=False, hash_augment=None, **kwargs):
         super().__init__(**kwargs)
         if latent_distribution not in LATENT_DISTRIBUTIONS:
             raise ValueError(
@@ -205,6 +214,7 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.r1_gamma = check_r1_gamma(r1_gamma)
         self.diff_augment = augment.check_policy(diff_augment)
+        self.hash_augment = augment.check_policy(hash_augment, "hash_augment")
         # Each phase logs its own values; the real-only ablation has no G or adversary in the hash phase.
         hash_logs = ["loss", "h_loss", "triplet_loss", "class_loss"]  # loss: H's, this phase's objective
         if self.synthetic_triplets:
@@ -216,13 +226,23 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
 
     @classmethod
     def build_default(cls, image_shape=(32, 32, 3), num_classes=10, code_length=48,
-                      latent_dim=100, g_width=64, d_width=64, h_width=32, spectral_norm=False, **kwargs):
-        """DCGAN generator and discriminator, VGG-style hashing net, all sized by image shape.
-        `spectral_norm`: D's layers spectrally normalised (Miyato et al. 2018)."""
+                      latent_dim=100, g_width=64, d_width=64, h_width=32, spectral_norm=False,
+                      hasher="vgg", hasher_norm="group", **kwargs):
+        """DCGAN generator and discriminator and a hashing net, all sized by image shape.
+        `spectral_norm`: D's layers spectrally normalised (Miyato et al. 2018).
+        `hasher`: "vgg" (`blocks.hashing_network`) or "resnet"
+        (`blocks.resnet_hashing_network`, with `hasher_norm` "group" or "batch")."""
+        if hasher == "vgg":
+            h_net = blocks.hashing_network(image_shape, code_length, num_classes, h_width)
+        elif hasher == "resnet":
+            h_net = blocks.resnet_hashing_network(image_shape, code_length, num_classes, h_width,
+                                                  norm=hasher_norm)
+        else:
+            raise ValueError(f'hasher must be "vgg" or "resnet"; got {hasher!r}.')
         return cls(
             blocks.dcgan_generator(image_shape, latent_dim, g_width, num_classes),
             blocks.semi_supervised_discriminator(image_shape, num_classes, d_width, spectral_norm),
-            blocks.hashing_network(image_shape, code_length, num_classes, h_width),
+            h_net,
             **kwargs,
         )
 
@@ -352,7 +372,8 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
     def hashing_loss(self, x, y, x_pos, y_pos, x_neg, y_neg, training=True):
         """H's loss on synthetic triplets (x, x_+, x_-): triplet + classification + adversary."""
         m = ops.shape(x)[0]
-        h, logits, adv = self.hasher(ops.concatenate([x, x_pos, x_neg], 0), training=training)
+        images = self.augment_hash_inputs(ops.concatenate([x, x_pos, x_neg], 0), training)
+        h, logits, adv = self.hasher(images, training=training)
         h_q, h_pos, h_neg = h[:m], h[m : 2 * m], h[2 * m :]
         labelled = has_labels(y)
         trip = masked_mean(
@@ -368,9 +389,16 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
         aux = (trip, cls, adv_loss, ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(synthetic)))
         return total, aux
 
+    def augment_hash_inputs(self, x, training):
+        """H's training images under `hash_augment` (each its own draw); x as is otherwise."""
+        if not (training and self.hash_augment):
+            return x
+        params = augment.sample(self.hash_augment, ops.shape(x)[0], self.data_shape, self.noise)
+        return augment.apply(self.hash_augment, x, params)
+
     def real_hashing_loss(self, x, y, pos, neg, valid, training=True):
         """The ablation: triplets of real labelled images; no adversary stream."""
-        h, logits, _ = self.hasher(x, training=training)
+        h, logits, _ = self.hasher(self.augment_hash_inputs(x, training), training=training)
         trip = masked_mean(
             triplet_loss(h, ops.take(h, pos, axis=0), ops.take(h, neg, axis=0), self.margin), valid
         )
