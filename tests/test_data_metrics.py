@@ -146,6 +146,23 @@ def test_split_per_class_counts_and_seed():
         data.split_per_class(y, 31)
 
 
+def test_validation_split_never_touches_the_protocols_queries():
+    from zoo.data import hashing_split, validation_split
+
+    y = np.repeat(np.arange(10), 200)
+    split = hashing_split(None, y, queries_per_class=10, train_per_class=60, seed=0)
+    val = validation_split(split, per_class=6, seed=0)
+    assert len(val.query) == 60 and len(val.train) == 540
+    assert np.all(np.bincount(y[val.query]) == 6) and np.all(np.bincount(y[val.train]) == 54)
+    np.testing.assert_array_equal(np.sort(np.concatenate([val.query, val.train])), split.train)
+    for part in (val.query, val.train, val.database, val.unlabelled):
+        assert not np.isin(part, split.query).any()  # the test queries are in no part
+    assert not np.isin(val.database, val.query).any()
+    np.testing.assert_array_equal(val.database, split.database[~np.isin(split.database, val.query)])  # same order
+    np.testing.assert_array_equal(validation_split(split, 6, seed=0).query, val.query)  # seeded
+    assert not np.array_equal(validation_split(split, 6, seed=1).query, val.query)  # control: seed matters
+
+
 def test_real_mnist_and_cifar_load(mnist_path, cifar_path):
     x, y, _ = data.load_arrays(mnist_path, "train")
     assert x.shape == (60000, 28, 28, 1) and np.bincount(y).sum() == 60000

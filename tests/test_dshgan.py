@@ -183,6 +183,48 @@ def test_hashing_learns_to_separate_classes():
     assert agreement > 0.8, agreement
 
 
+def test_hash_augment_changes_only_the_training_loss_and_survives_a_round_trip(tmp_path):
+    """hash_augment transforms H's inputs in a training step only: the same
+    weights give the same evaluation loss with and without it, and (control)
+    a different training loss."""
+    x, y = images(16, seed=3), np.arange(16) % 4
+    plain = small(phase="hash", synthetic_triplets=False, hash_augment=None)
+    shifted = small(phase="hash", synthetic_triplets=False, hash_augment="translation,flip")
+    shifted.set_weights(plain.get_weights())
+    pos, neg, valid = plain.real_triplets(plain.label_vectors(ops.convert_to_tensor(y)))
+    yv = plain.label_vectors(ops.convert_to_tensor(y))
+    evaluation = [np_(m.real_hashing_loss(x, yv, pos, neg, valid, training=False)[0]) for m in (plain, shifted)]
+    np.testing.assert_allclose(evaluation[0], evaluation[1], rtol=1e-6)
+    train_plain = np_(plain.real_hashing_loss(x, yv, pos, neg, valid, training=True)[0])
+    train_shifted = np_(shifted.real_hashing_loss(x, yv, pos, neg, valid, training=True)[0])
+    assert abs(float(train_plain) - float(train_shifted)) > 1e-4
+    with pytest.raises(ValueError, match="hash_augment"):
+        small(hash_augment="mirror")
+    shifted.compile()
+    path = tmp_path / "augmented.keras"
+    shifted.save(path)
+    assert keras.models.load_model(path).hash_augment == "translation,flip"
+
+
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_resnet_hasher_streams_and_norms(norm):
+    from zoo.models import blocks
+
+    net = blocks.resnet_hashing_network((32, 32, 3), code_length=12, num_classes=10, width=4, norm=norm)
+    h, logits, adv = net(np.zeros((2, 32, 32, 3), "float32"))
+    assert h.shape == (2, 12) and logits.shape == (2, 10) and adv.shape == (2, 1)
+    assert np.all((np_(h) > 0) & (np_(h) < 1))  # sigmoid codes
+    layer_kinds = {type(layer).__name__ for layer in net.layers}
+    assert {"Add", {"batch": "BatchNormalization", "group": "GroupNormalization"}[norm]} <= layer_kinds
+    with pytest.raises(ValueError, match="norm"):
+        blocks.resnet_hashing_network((32, 32, 3), 12, 10, norm="layer")
+    model = DSHGAN.build_default((32, 32, 3), num_classes=10, code_length=12, latent_dim=8, g_width=4,
+                                 d_width=4, h_width=4, hasher="resnet", hasher_norm=norm)
+    assert model.hash(np.zeros((3, 32, 32, 3), "uint8")).shape == (3, 2)
+    with pytest.raises(ValueError, match="hasher"):
+        DSHGAN.build_default((32, 32, 3), hasher="vit")
+
+
 # ---------------------------------------------------------------------------
 # Codes: shape, determinism, round trip
 # ---------------------------------------------------------------------------

@@ -329,6 +329,21 @@ def test_translation_equals_a_hand_shifted_image_and_passes_gradients():
         np.testing.assert_array_equal(numpy(grad)[b], shifted(np.ones_like(x[b]), -dh, -dw))
 
 
+def test_flip_mirrors_exactly_the_drawn_images_and_policies_name_their_argument():
+    x = np.random.default_rng(3).uniform(-1, 1, (3, 4, 5, 2)).astype("float32")
+    out = numpy(augment.flip(ops.convert_to_tensor(x), {"flip": np.array([1, 0, 1])}))
+    np.testing.assert_array_equal(out[0], x[0][:, ::-1])
+    np.testing.assert_array_equal(out[1], x[1])  # not drawn: untouched
+    np.testing.assert_array_equal(out[2], x[2][:, ::-1])
+    assert not np.array_equal(out[0], x[0])  # control: the flip shows
+    assert augment.check_policy(" flip , translation", "hash_augment") == "flip,translation"
+    with pytest.raises(ValueError, match="hash_augment must be a comma-separated subset of .*flip"):
+        augment.check_policy("flip,rotate", "hash_augment")
+    params = augment.sample("translation,flip", 200, (8, 8, 3), lambda fn, shape, **kw: fn(shape, seed=1, **kw))
+    draws = numpy(params["flip"])
+    assert set(np.unique(draws)) == {0, 1} and 0.35 < draws.mean() < 0.65  # about half the images
+
+
 def test_cutout_and_colour_equal_their_formulas():
     x = np.random.default_rng(1).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
     params = {"cutout_h": np.array([0, 5]), "cutout_w": np.array([3, 8]),
