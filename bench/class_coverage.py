@@ -32,8 +32,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     names = args.presets or [n for names in GENERATORS.values() for n in names if n in presets.list_presets()]
     rows = []
+    from zoo.models.capabilities import capabilities_of
+
     for name in names:
         model = presets.load(name)
+        if "generator" not in capabilities_of(model, model.preset_metadata):
+            print(f"{str(name):24s} skipped: its generator was never trained (metadata untrained_networks)")
+            continue
         dataset = model.preset_metadata.get("dataset")
         stats = generator_coverage(model, dataset, n=args.n, seed=args.seed)
         rows.append({"preset": str(name), "dataset": dataset, **stats})

@@ -57,7 +57,7 @@ def _read_preset(name, path):
         meta = {}
     model = config.get("registered_name") or config.get("class_name", "?")
     cls = preset_class(config)  # the class alone: no weights loaded
-    capabilities = capabilities_of(cls) if cls is not None else ()
+    capabilities = capabilities_of(cls, meta) if cls is not None else ()
     kind = (getattr(cls, "display_name", None) or cls.__name__) if capabilities else None
     return PresetInfo(name, path, model, kind, meta, capabilities)
 

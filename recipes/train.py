@@ -70,6 +70,7 @@ class Recipe:
     # (zoo.data.validation_split: queries against the rest of the training pool),
     # tracked during training and measured at the end; 0: none.
     validation_per_class: int = 0
+    untrained: tuple = ()  # networks the recipe never trains (metadata "untrained_networks")
 
 
 def _gan_opts(lr=2e-4):
@@ -123,7 +124,7 @@ def _dshgan(bits):
             hasher_norm="batch", synthetic_triplets=False, hash_augment="translation,flip", seed=s),
         optimizers=lambda: dict(g_optimizer=adam(2e-4), d_optimizer=adam(2e-4),
                                 h_optimizer=adamw_cosine(1e-3, HASH_STEPS)),
-        validation_per_class=50,
+        validation_per_class=50, untrained=("generator", "discriminator"),
         split="zoo.data.cifar10_hashing_split(seed 0) of all 60,000 images: 1,000 queries (the test "
               "figures), 59,000 database; of its 5,000 labelled images, zoo.data.validation_split (50 a "
               "class, seed 0) holds out 500 as validation queries (against the other 58,500 database "
@@ -465,6 +466,7 @@ def _train(argv=None):
         "git_commit": git_commit(__file__),
         "reproduce": reproduce_command(argv, phase_steps),
         "figures": figures,
+        **({"untrained_networks": list(recipe.untrained)} if recipe.untrained else {}),
         "training": {
             "seed": args.seed, "batch_size": args.batch_size, "steps": steps_done,
             "seconds": round(seconds, 1), "minutes_budget": args.minutes, "epochs": epochs,

@@ -31,6 +31,14 @@ def test_every_model_class_declares_what_it_is():
     assert capabilities_of(keras.Sequential([keras.layers.Dense(1)])) == ()
 
 
+def test_a_preset_whose_generator_never_trained_is_no_generator():
+    # DSH-GAN's real-triplet recipe leaves G untrained and says so in the metadata.
+    meta = {"untrained_networks": ["generator", "discriminator"]}
+    assert capabilities_of(zoo.DSHGAN, meta) == ("hasher",)
+    assert capabilities_of(zoo.DSHGAN, {"untrained_networks": ["discriminator"]}) == ("generator", "hasher")
+    assert capabilities_of(zoo.DSHGAN, {}) == ("generator", "hasher")  # control: nothing said, nothing dropped
+
+
 @pytest.mark.parametrize("build", [tiny_gan, tiny_vae, tiny_avb, tiny_dshgan, tiny_vaegan])
 def test_generate_is_decode_of_the_prior(build):
     model = build()

@@ -225,6 +225,53 @@ def test_resnet_hasher_streams_and_norms(norm):
         DSHGAN.build_default((32, 32, 3), hasher="vit")
 
 
+def test_an_application_backbone_loads_its_weights_from_a_file(tmp_path):
+    """#24's route to an ImageNet start, without a download: a keras.applications
+    backbone initialised at random, saved, then given by file: the hasher's
+    backbone holds exactly those weights (control: a fresh one does not), trains
+    a step, and round-trips through a .keras file."""
+    kwargs = dict(include_top=False, input_shape=(32, 32, 3), pooling="avg", alpha=0.35)
+    saved = keras.applications.MobileNetV2(weights=None, **kwargs)
+    path = tmp_path / "mobilenet_v2.weights.h5"
+    saved.save_weights(path)
+
+    def build(weights):
+        return DSHGAN.build_default((32, 32, 3), num_classes=4, code_length=12, latent_dim=8, g_width=4,
+                                    d_width=4, hasher="application", backbone="MobileNetV2",
+                                    backbone_weights=weights, backbone_kwargs={"alpha": 0.35},
+                                    synthetic_triplets=False, phase="hash")
+
+    def backbone_of(model):
+        return next(layer for layer in model.hasher.layers if isinstance(layer, keras.Model))
+
+    model = build(str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(backbone_of(model).get_weights(), saved.get_weights()))
+    assert not all(np.array_equal(a, b) for a, b in zip(backbone_of(build(None)).get_weights(), saved.get_weights()))
+    model.compile()
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    logs = model.train_on_batch(x, np.arange(8) % 4, return_dict=True)
+    assert np.isfinite(float(logs["h_loss"]))
+    model.save(tmp_path / "m.keras")
+    pixels = ((x[:3] + 1) * 127.5).astype("uint8")
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras").hash(pixels), model.hash(pixels))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        build(str(tmp_path / "missing.weights.h5"))
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        DSHGAN.build_default((32, 32, 3), hasher="application", backbone="AlexNet")
+
+
+def test_application_input_modes_match_keras_preprocessing():
+    from zoo.models.blocks import ApplicationInput
+
+    pixels = np.random.default_rng(1).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    x = pixels / 127.5 - 1.0
+    for mode in ("caffe", "tf", "torch"):
+        expected = keras.applications.imagenet_utils.preprocess_input(pixels.copy(), mode=mode)
+        np.testing.assert_allclose(np_(ApplicationInput(mode)(x)), expected, atol=2e-3)
+    np.testing.assert_allclose(np_(ApplicationInput("none")(x)), pixels, atol=2e-3)
+    assert not np.allclose(np_(ApplicationInput("caffe")(x)), np_(ApplicationInput("torch")(x)))  # control
+
+
 # ---------------------------------------------------------------------------
 # Codes: shape, determinism, round trip
 # ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ N, SEED = 1000, 0
 # Measured collapsed or below the bars on 10,000 samples (bench/results/class_coverage.json);
 # retrained under #23.
 BELOW_BARS = {"dcgan_mnist", "vae_mnist", "vaegan_mnist", "avb_ac_mnist", "cdcgan_cifar10",
-              "vae_cifar10", "vaegan_cifar10", "dshgan_cifar10_12bit", "dshgan_cifar10_48bit"}
+              "vae_cifar10", "vaegan_cifar10"}
 
 
 def bundled_generators():
@@ -38,7 +38,8 @@ def bundled_generators():
     for name in presets.list_presets():
         meta = presets.load_metadata(name)
         config = json.loads((presets.resolve(name) / presets.CONFIG_FILE).read_text())
-        if "generator" not in capabilities_of(presets.preset_class(config) or object):
+        # A preset whose recipe never trained its generator (metadata untrained_networks) is none.
+        if "generator" not in capabilities_of(presets.preset_class(config) or object, meta):
             continue
         marks = [pytest.mark.xfail(strict=True, reason="below #23's bars until retrained")] * (name in BELOW_BARS)
         out.append(pytest.param(name, meta["dataset"], marks=marks, id=name))
@@ -66,7 +67,9 @@ def test_the_bars_fail_a_collapsed_generator():
 
 def test_every_generator_preset_is_checked():
     names = {p.values[0] for p in bundled_generators()}
-    assert {"gan_mlp_mnist", "cdcgan_mnist", "vaegan_cifar10", "dshgan_cifar10_12bit"} <= names
+    assert {"gan_mlp_mnist", "cdcgan_mnist", "vaegan_cifar10"} <= names
+    # DSH-GAN's presets train the hasher on real triplets only: their G is untrained and not checked.
+    assert "dshgan_cifar10_12bit" in presets.list_presets() and "dshgan_cifar10_12bit" not in names
     assert "gan_mlp_mnist" not in BELOW_BARS  # retrained: 13.3% largest class, 3.31 bits
     assert not any(n.startswith("classifier_") for n in names)
     assert BELOW_BARS <= names  # a mark for a preset that is gone would hide nothing

@@ -120,6 +120,9 @@ def model_card(folder):
     lines.append("")
     if (folder / SAMPLES_FILE).exists():
         lines += ["## Samples", "", f"![samples]({SAMPLES_FILE})", ""]
+    if (folder / "precision_recall.png").exists():  # recipes.evaluate --write, for a hasher
+        lines += ["## Precision and recall", "", "Hamming-radius retrieval on the full protocol "
+                  "(`precision_recall.json` holds the points).", "", "![precision-recall](precision_recall.png)", ""]
     lines += ["Everything above is read from `metadata.json`, written by the recipe that trained the preset.", ""]
     return "\n".join(lines)
 
@@ -191,10 +194,10 @@ def write_sample_grid(folder, n=64, seed=0):
     from zoo.visualize import save_image_grid
 
     folder = Path(folder)
-    from zoo.models.capabilities import Generator
+    from zoo.models.capabilities import capabilities_of
 
     model = presets.load(folder)
-    if not isinstance(model, Generator):
+    if "generator" not in capabilities_of(model, model.preset_metadata):  # none, or never trained
         return None
     images = model_samples(model, n=n, seed=seed)
     if np.asarray(images).ndim != 4:

@@ -657,3 +657,79 @@ def resnet_hashing_network(image_shape, code_length, num_classes, width=32, fc=5
     classes = layers.Dense(num_classes, name="class_logits")(shared)
     adversary = layers.Dense(1, name="adversary")(shared)
     return keras.Model(x, [codes, classes, adversary], name=name)
+
+
+# The input each keras.applications family expects, from pixels in [0, 255]
+# (keras.applications.imagenet_utils' modes; "none": the model scales itself).
+APPLICATION_INPUTS = {
+    "ResNet50": "caffe", "ResNet101": "caffe", "ResNet152": "caffe", "VGG16": "caffe", "VGG19": "caffe",
+    "ResNet50V2": "tf", "ResNet101V2": "tf", "ResNet152V2": "tf", "MobileNet": "tf", "MobileNetV2": "tf",
+    "Xception": "tf", "InceptionV3": "tf", "InceptionResNetV2": "tf",
+    "DenseNet121": "torch", "DenseNet169": "torch", "DenseNet201": "torch",
+    "MobileNetV3Small": "none", "MobileNetV3Large": "none", "ConvNeXtTiny": "none", "ConvNeXtSmall": "none",
+    "EfficientNetB0": "none", "EfficientNetB1": "none", "EfficientNetB2": "none", "EfficientNetB3": "none",
+    "EfficientNetV2B0": "none", "EfficientNetV2B1": "none", "EfficientNetV2S": "none",
+}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ApplicationInput(layers.Layer):
+    """Images in [-1, 1] (the zoo's) -> the input of a keras.applications network
+    (`mode` as keras.applications.imagenet_utils.preprocess_input's, or "none": [0, 255])."""
+
+    MEANS = {"caffe": (103.939, 116.779, 123.68), "torch": (0.485, 0.456, 0.406)}
+    STDS = {"torch": (0.229, 0.224, 0.225)}
+
+    def __init__(self, mode, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("caffe", "tf", "torch", "none"):
+            raise ValueError(f'mode must be "caffe", "tf", "torch" or "none"; got {mode!r}.')
+        self.mode = mode
+
+    def call(self, x):
+        if self.mode == "tf":
+            return x  # the zoo's [-1, 1] is that mode's range
+        pixels = (x + 1.0) * 127.5
+        if self.mode == "none":
+            return pixels
+        if self.mode == "caffe":  # BGR, each channel less its ImageNet mean
+            return ops.flip(pixels, axis=-1) - ops.convert_to_tensor(self.MEANS["caffe"], x.dtype)
+        mean = ops.convert_to_tensor(self.MEANS["torch"], x.dtype)
+        return (pixels / 255.0 - mean) / ops.convert_to_tensor(self.STDS["torch"], x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def application_hashing_network(image_shape, code_length, num_classes, backbone="ResNet50", weights=None,
+                                fc=512, dropout=0.3, backbone_kwargs=None, name="hasher"):
+    """A keras.applications network as the shared CNN of the hashing network:
+    x -> [h, class logits, adversary logit], as `hashing_network`.
+
+    The route to the paper's setting, which fine-tuned an ImageNet network:
+    `weights="imagenet"` downloads Keras's weights (where a download is
+    possible), a file path loads them from disk (`keras.applications`' own
+    argument), None initialises at random. `backbone_kwargs` go to the
+    application (e.g. `alpha=` of the MobileNets). Batch norm in the backbone
+    normalises over the batch: train such a hasher on real triplets
+    (`synthetic_triplets=False`) or mind that real and synthetic images share batches.
+    """
+    image_shape = check_image_shape(image_shape)
+    if backbone not in APPLICATION_INPUTS:
+        raise ValueError(f"backbone must be one of {sorted(APPLICATION_INPUTS)}; got {backbone!r}.")
+    if weights is not None and weights != "imagenet":
+        from pathlib import Path
+
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"backbone weights {weights!r}: no such file (or pass 'imagenet' or None).")
+        weights = str(weights)
+    net = getattr(keras.applications, backbone)(
+        include_top=False, weights=weights, input_shape=image_shape, pooling="avg", **(backbone_kwargs or {}))
+    x = keras.Input(image_shape, name="x")
+    h = net(ApplicationInput(APPLICATION_INPUTS[backbone])(x))
+    shared = layers.Dense(fc, activation="relu", name="representation")(h)
+    shared = seeded_dropout(dropout)(shared)
+    codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
+    classes = layers.Dense(num_classes, name="class_logits")(shared)
+    adversary = layers.Dense(1, name="adversary")(shared)
+    return keras.Model(x, [codes, classes, adversary], name=name)

@@ -147,10 +147,21 @@ CAPABILITIES = {"generator": Generator, "autoencoder": Autoencoder, "likelihood"
                 "hasher": Hasher}
 
 
-def capabilities_of(model_or_class):
-    """The capabilities a model (or model class) declares, e.g. ("generator", "autoencoder")."""
+UNTRAINED_KEY = "untrained_networks"  # preset metadata: networks its recipe never trained
+
+
+def capabilities_of(model_or_class, metadata=None):
+    """The capabilities a model (or model class) declares, e.g. ("generator", "autoencoder").
+
+    With a preset's `metadata`, less what its recipe left untrained: DSH-GAN's
+    real-triplet hasher declares a generator, but its G never trained, so the
+    preset is no generator for a demo, a sample grid or a coverage test."""
     cls = model_or_class if isinstance(model_or_class, type) else type(model_or_class)
-    return tuple(name for name, base in CAPABILITIES.items() if issubclass(cls, base))
+    names = tuple(name for name, base in CAPABILITIES.items() if issubclass(cls, base))
+    untrained = set((metadata or {}).get(UNTRAINED_KEY, ()))
+    if "generator" in untrained:
+        names = tuple(n for n in names if n != "generator")
+    return names
 
 
 class NetworkGenerator(Generator):

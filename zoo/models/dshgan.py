@@ -227,18 +227,24 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
     @classmethod
     def build_default(cls, image_shape=(32, 32, 3), num_classes=10, code_length=48,
                       latent_dim=100, g_width=64, d_width=64, h_width=32, spectral_norm=False,
-                      hasher="vgg", hasher_norm="group", **kwargs):
+                      hasher="vgg", hasher_norm="group", backbone="ResNet50", backbone_weights=None,
+                      backbone_kwargs=None, **kwargs):
         """DCGAN generator and discriminator and a hashing net, all sized by image shape.
         `spectral_norm`: D's layers spectrally normalised (Miyato et al. 2018).
-        `hasher`: "vgg" (`blocks.hashing_network`) or "resnet"
-        (`blocks.resnet_hashing_network`, with `hasher_norm` "group" or "batch")."""
-        if hasher == "vgg":
+        `hasher`: "vgg" (`blocks.hashing_network`), "resnet"
+        (`blocks.resnet_hashing_network`, with `hasher_norm` "group" or "batch") or
+        "application": a keras.applications `backbone` with `backbone_weights`
+        ("imagenet", a weights file, or None; `blocks.application_hashing_network`)."""
+        if hasher == "application":
+            h_net = blocks.application_hashing_network(image_shape, code_length, num_classes, backbone,
+                                                       backbone_weights, backbone_kwargs=backbone_kwargs)
+        elif hasher == "vgg":
             h_net = blocks.hashing_network(image_shape, code_length, num_classes, h_width)
         elif hasher == "resnet":
             h_net = blocks.resnet_hashing_network(image_shape, code_length, num_classes, h_width,
                                                   norm=hasher_norm)
         else:
-            raise ValueError(f'hasher must be "vgg" or "resnet"; got {hasher!r}.')
+            raise ValueError(f'hasher must be "vgg", "resnet" or "application"; got {hasher!r}.')
         return cls(
             blocks.dcgan_generator(image_shape, latent_dim, g_width, num_classes),
             blocks.semi_supervised_discriminator(image_shape, num_classes, d_width, spectral_norm),
