@@ -591,6 +591,16 @@ def semi_supervised_discriminator(image_shape, num_classes, width=64, spectral_n
     return keras.Model(x, [adv, labels], name=name)
 
 
+def _hashing_streams(x, features, code_length, num_classes, fc, dropout, name):
+    """The three streams on a shared CNN's features: hash (sigmoid codes), classes, adversary."""
+    shared = layers.Dense(fc, activation="relu", name="representation")(features)
+    shared = seeded_dropout(dropout)(shared)
+    codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
+    classes = layers.Dense(num_classes, name="class_logits")(shared)
+    adversary = layers.Dense(1, name="adversary")(shared)
+    return keras.Model(x, [codes, classes, adversary], name=name)
+
+
 def hashing_network(image_shape, code_length, num_classes, width=32, fc=512, dropout=0.3,
                     name="hasher"):
     """The shared CNN and its three streams: x -> [h, class logits, adversary logit].
@@ -613,12 +623,7 @@ def hashing_network(image_shape, code_length, num_classes, width=32, fc=512, dro
         h = layers.MaxPooling2D()(h)
     h = layers.Flatten()(h)
     h = seeded_dropout(dropout)(h)
-    shared = layers.Dense(fc, activation="relu", name="representation")(h)
-    shared = seeded_dropout(dropout)(shared)
-    codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
-    classes = layers.Dense(num_classes, name="class_logits")(shared)
-    adversary = layers.Dense(1, name="adversary")(shared)
-    return keras.Model(x, [codes, classes, adversary], name=name)
+    return _hashing_streams(x, h, code_length, num_classes, fc, dropout, name)
 
 
 def resnet_hashing_network(image_shape, code_length, num_classes, width=32, fc=512, dropout=0.3,
@@ -651,12 +656,7 @@ def resnet_hashing_network(image_shape, code_length, num_classes, width=32, fc=5
         if stage != 1:
             h = layers.Add()([h, conv_block(conv_block(h, filters), filters)])
     h = layers.GlobalMaxPooling2D()(h)
-    shared = layers.Dense(fc, activation="relu", name="representation")(h)
-    shared = seeded_dropout(dropout)(shared)
-    codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
-    classes = layers.Dense(num_classes, name="class_logits")(shared)
-    adversary = layers.Dense(1, name="adversary")(shared)
-    return keras.Model(x, [codes, classes, adversary], name=name)
+    return _hashing_streams(x, h, code_length, num_classes, fc, dropout, name)
 
 
 # The input each keras.applications family expects, from pixels in [0, 255]
@@ -727,9 +727,4 @@ def application_hashing_network(image_shape, code_length, num_classes, backbone=
         include_top=False, weights=weights, input_shape=image_shape, pooling="avg", **(backbone_kwargs or {}))
     x = keras.Input(image_shape, name="x")
     h = net(ApplicationInput(APPLICATION_INPUTS[backbone])(x))
-    shared = layers.Dense(fc, activation="relu", name="representation")(h)
-    shared = seeded_dropout(dropout)(shared)
-    codes = layers.Dense(code_length, activation="sigmoid", name="hash")(shared)
-    classes = layers.Dense(num_classes, name="class_logits")(shared)
-    adversary = layers.Dense(1, name="adversary")(shared)
-    return keras.Model(x, [codes, classes, adversary], name=name)
+    return _hashing_streams(x, h, code_length, num_classes, fc, dropout, name)
