@@ -104,7 +104,7 @@ def adamw_cosine(lr, steps, warmup=500, weight_decay=0.05):
     return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
 
 
-HASH_STEPS = 8_000  # the hashing recipes' schedule length: run them with --steps 8000
+HASH_STEPS = 12_000  # the hashing recipes' schedule length: run them with --steps 12000
 
 
 def _dshgan(bits):

@@ -359,8 +359,9 @@ def test_cutout_and_colour_equal_their_formulas():
     y = (y - y.mean(-1, keepdims=True)) * params["saturation"] + y.mean(-1, keepdims=True)
     y = (y - y.mean((1, 2, 3), keepdims=True)) * params["contrast"] + y.mean((1, 2, 3), keepdims=True)
     np.testing.assert_allclose(numpy(augment.color(ops.convert_to_tensor(x), params)), y, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="subset of color, translation, cutout"):
-        tiny_gan(diff_augment="color,flip")
+    # "flip" is a policy now (#24); "rotate" is in no policy
+    with pytest.raises(ValueError, match="subset of color, translation, cutout, flip"):
+        tiny_gan(diff_augment="color,rotate")
 
 
 def test_a_gradient_reaches_g_through_diffaugment():
