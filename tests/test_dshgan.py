@@ -206,6 +206,40 @@ def test_hash_augment_changes_only_the_training_loss_and_survives_a_round_trip(t
     assert keras.models.load_model(path).hash_augment == "translation,flip"
 
 
+def test_triplet_weight_zero_leaves_the_classification_stream_alone(tmp_path):
+    """triplet_weight=0 (the classification-only baseline): H's loss is its class
+    loss on both triplet kinds, the triplet term still logged; at the default 1
+    (control) the loss is triplet + class."""
+    x, y = images(16, seed=4), np.arange(16) % 4
+    full = small(phase="hash", synthetic_triplets=False)
+    cls_only = small(phase="hash", synthetic_triplets=False, triplet_weight=0.0)
+    cls_only.set_weights(full.get_weights())
+    yv = full.label_vectors(ops.convert_to_tensor(y))
+    pos, neg, valid = full.real_triplets(yv)
+    total, (trip, cls, *_) = full.real_hashing_loss(x, yv, pos, neg, valid, training=False)
+    total0, (trip0, cls0, *_) = cls_only.real_hashing_loss(x, yv, pos, neg, valid, training=False)
+    assert float(np_(trip)) > 1e-3  # the triplet term is there to drop
+    np.testing.assert_allclose(np_(total0), np_(cls0), rtol=1e-6)
+    np.testing.assert_allclose(np_(trip0), np_(trip), rtol=1e-6)
+    np.testing.assert_allclose(np_(total), np_(trip) + np_(cls), rtol=1e-6)
+    # The synthetic-triplet loss too: total = class + adversary without the triplet term.
+    synthetic = small(phase="hash", triplet_weight=0.0)
+    z = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((8, 8)).astype("float32"))
+    labels = synthetic.label_vectors(ops.convert_to_tensor(np.arange(8) % 4))
+    x_pos = synthetic.generator([z, labels], training=False)
+    x_neg = synthetic.generator([z, ops.roll(labels, 1, axis=0)], training=False)
+    total_s, (trip_s, cls_s, adv_s, *_) = synthetic.hashing_loss(
+        images(8, seed=5), labels, x_pos, labels, x_neg, ops.roll(labels, 1, axis=0), training=False)
+    np.testing.assert_allclose(np_(total_s), np_(cls_s) + np_(adv_s), rtol=1e-5)
+    assert float(np_(trip_s)) > 1e-3
+    with pytest.raises(ValueError, match="triplet_weight"):
+        small(triplet_weight=-1.0)
+    cls_only.compile()
+    path = tmp_path / "cls_only.keras"
+    cls_only.save(path)
+    assert keras.models.load_model(path).triplet_weight == 0.0
+
+
 @pytest.mark.parametrize("norm", ["batch", "group"])
 def test_resnet_hasher_streams_and_norms(norm):
     from zoo.models import blocks

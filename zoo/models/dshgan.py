@@ -139,6 +139,9 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
             the query in a quarter of the bits more than the positive does).
         class_weight, adversary_weight: weights of H's classification and
             adversary streams (the paper sums the three losses: 1 and 1).
+        triplet_weight: weight of the triplet loss (1, the paper's); 0 trains
+            the hash layer through the classification stream only (the
+            "classification only" baseline of the paper's comparison).
         synthetic_triplets: False trains H on real triplets only (the ablation).
         diversity_weight: weight of a mode-seeking term in G's losses (0: the
             paper's losses; see the module docstring).
@@ -164,7 +167,7 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
 
     players = {"g": ("generator",), "d": ("discriminator",), "h": ("hasher",)}
     averaged_networks = ("generator",)
-    config_attributes = ("margin", "class_weight", "adversary_weight", "synthetic_triplets", "multi_label",
+    config_attributes = ("margin", "class_weight", "adversary_weight", "triplet_weight", "synthetic_triplets", "multi_label",
                          "latent_distribution", "data_range", "phase", "diversity_weight", "seed", "r1_gamma",
                          "diff_augment", "hash_augment")
     label_policy = "required"  # every batch: labels, -1 (or all-zero vectors) for unlabelled images
@@ -174,7 +177,8 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
                  adversary_weight=1.0, synthetic_triplets=True, multi_label=False,
                  latent_distribution="normal", data_range=(-1.0, 1.0), phase="pretrain",
                  diversity_weight=0.0, seed=None, r1_gamma=0.0, diff_augment=None,
-                 ema_decay=None, ema_start=0, ema_warmup=False, hash_augment=None, **kwargs):
+                 ema_decay=None, ema_start=0, ema_warmup=False, hash_augment=None, triplet_weight=1.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if latent_distribution not in LATENT_DISTRIBUTIONS:
             raise ValueError(
@@ -202,6 +206,9 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
         if self.margin <= 0:
             raise ValueError(f"margin must be positive; got {margin!r}.")
         self.class_weight, self.adversary_weight = float(class_weight), float(adversary_weight)
+        self.triplet_weight = float(triplet_weight)
+        if not self.triplet_weight >= 0:
+            raise ValueError(f"triplet_weight must be >= 0; got {triplet_weight!r}.")
         self.diversity_weight = float(diversity_weight)
         if self.diversity_weight < 0:
             raise ValueError(f"diversity_weight must be >= 0; got {diversity_weight!r}.")
@@ -391,7 +398,7 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
         cls = masked_mean(per_image, weights)
         real, synthetic = adv[:m], adv[m:]
         adv_loss = discriminator_cost(real, synthetic)
-        total = trip + self.class_weight * cls + self.adversary_weight * adv_loss
+        total = self.triplet_weight * trip + self.class_weight * cls + self.adversary_weight * adv_loss
         aux = (trip, cls, adv_loss, ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(synthetic)))
         return total, aux
 
@@ -410,7 +417,7 @@ class DSHGAN(NetworkGenerator, Hasher, AdversarialModel):
         )
         cls = masked_mean(self.class_loss(logits, y), has_labels(y))
         zero = ops.zeros(())
-        return trip + self.class_weight * cls, (trip, cls, zero, zero, zero)
+        return self.triplet_weight * trip + self.class_weight * cls, (trip, cls, zero, zero, zero)
 
     def generator_hash_loss(self, z_pos, y_pos, z_neg, y_neg, training=True, z_div=None):
         """G against H's adversary stream, over the triplet's synthetic images, with

@@ -1,0 +1,83 @@
+"""bench/dshgan_cifar10.py's protocol helpers: fewer labels, validation beside
+test figures, and the merged table's spread over seeds (no training here)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import dshgan_cifar10 as bench
+from zoo.data import HashingSplit, validation_split
+
+
+def toy_split(n_classes=4, per_class_train=20, seed=0):
+    """x holds each image's own index, so an encoder can read the label off it."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), 60)
+    idx = rng.permutation(len(y))
+    query, train = np.sort(idx[:40]), np.sort(idx[40:40 + n_classes * per_class_train])
+    unlabelled = np.sort(idx[40 + n_classes * per_class_train:])
+    database = rng.permutation(np.concatenate([train, unlabelled]))
+    return HashingSplit(np.arange(len(y)), y, query, train, database, unlabelled, seed)
+
+
+def label_codes(split, noise=0.0, seed=0):
+    """Packed 8-bit codes: the label's one-hot bits, each flipped with prob. `noise`."""
+    rng = np.random.default_rng(seed)
+
+    def encode(ix):
+        bits = np.eye(8, dtype=bool)[split.y[ix]]
+        bits ^= rng.random(bits.shape) < noise
+        return np.packbits(bits, axis=1)
+    return encode
+
+
+def test_fewer_labels_moves_the_rest_to_the_unlabelled_pool():
+    split = toy_split()
+    fewer = bench.fewer_labels(split, 5, seed=0)
+    assert np.bincount(fewer.y[fewer.train]).tolist() == [5, 5, 5, 5]
+    np.testing.assert_array_equal(fewer.query, split.query)
+    np.testing.assert_array_equal(fewer.database, split.database)
+    assert sorted(np.concatenate([fewer.train, fewer.unlabelled])) == sorted(
+        np.concatenate([split.train, split.unlabelled]))
+    with pytest.raises(ValueError, match="--labels-per-class 21"):
+        bench.fewer_labels(split, 21)
+
+
+def test_validation_figures_come_from_held_out_labels_and_score_the_codes():
+    split = bench.fewer_labels(toy_split(), 10, seed=1)
+    validation = validation_split(split, 2, seed=0)
+    # The validation queries are labelled images the run does not train on, never test queries.
+    assert not np.isin(validation.query, validation.train).any()
+    assert not np.isin(validation.query, split.query).any()
+    protocols = bench.Protocols(split, validation)
+    perfect = protocols.figures(label_codes(split))
+    assert perfect["val_map"] == pytest.approx(1.0) and perfect["map"] == pytest.approx(1.0)
+    noisy = protocols.figures(label_codes(split, noise=0.4))  # control: worse codes score lower
+    assert noisy["val_map"] < 0.8 and noisy["map"] < 0.8
+    assert "val_map" not in bench.Protocols(split).figures(label_codes(split))
+
+
+def test_merged_table_gives_the_spread_over_seeds_and_no_machine_paths(tmp_path):
+    parts = []
+    for seed, value in ((0, 0.50), (1, 0.56)):
+        part = tmp_path / f"real_s{seed}"
+        part.mkdir()
+        args = {"seed": seed, "command": f"python -m bench.dshgan_cifar10 --seed {seed}", "commit": "abc",
+                "out": str(part)}
+        rows = [{"bits": 12, "method": "real triplets (no G)", "steps": 10, "minutes": 0.1,
+                 "val_map": value + 0.02, "val_p_r2": 0.3, "map": value, "p_r2": 0.2, "seed": seed}]
+        bench.write_table(part, ["header"], rows, {"args": args}, labelled=1000)
+        parts.append(part)
+    out = tmp_path / "merged"
+    out.mkdir()
+    bench.merge(out, parts)
+    table = (out / "table.txt").read_text()
+    assert "0.5300 +- 0.0300" in table and "0.5500 +- 0.0300" in table  # MAP, val MAP over 2 seeds
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["command"].startswith("python -m bench.dshgan_cifar10 --merge")
+    assert merged["runs"]["real_s1"]["command"].endswith("--seed 1")
+    assert str(tmp_path) not in (parts[0] / "results.json").read_text()
+    with pytest.raises(ValueError, match="different numbers of labels"):
+        bench.write_table(parts[1], ["h"], [], {"args": {}}, labelled=5000)
+        bench.merge(out, parts)
