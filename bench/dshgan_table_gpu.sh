@@ -14,6 +14,9 @@
 # phase stops at MAX_MINUTES (the table then shows the steps run, next to the
 # model's own step counter in log.txt). JAX by default.
 # (bench/dshgan_gpu.sh is the earlier two-length table of bench/results/dshgan_cifar10_gpu/.)
+# Needs keras beside jax: on a machine without it, carry its wheels (made here with
+# `pip download keras namex optree rich h5py absl-py --no-deps -d wheels`) and set
+# WHEELS=wheels; under JAX, `import zoo` needs no TensorFlow (zoo.data streams NumPy).
 set -u
 DEST=${1:-bench/results/dshgan_table_gpu}
 PRE=${2:-3000} HASH=${3:-3000} MAXMIN=${4:-1.5}
@@ -26,6 +29,9 @@ PY=${PYTHON:-python3}
 net=(--hasher resnet --hasher-norm batch --hash-augment translation,flip --optimizer adamw_cosine
      --pretrain-steps "$PRE" --hash-steps "$HASH" --max-minutes "$MAXMIN" --hash-labelled-fraction 1 --no-save)
 
+if [ -n "${WHEELS:-}" ]; then
+    $PY -m pip install -q --no-index --find-links "$WHEELS" keras || exit 1
+fi
 # Decode the JPEG zip once into the cache every process then reads.
 $PY -c "from zoo.data import cifar10_hashing_split as s; print(s())" || exit 1
 

@@ -242,9 +242,11 @@ def _measure_hashing(model, data_path, size, log):
 PR_CURVE_FILES = ("precision_recall.json", "precision_recall.png")
 
 
-def write_precision_recall(model, data_path, folder, log=print):
+def write_precision_recall(model, data_path, folder, log=print, command=None):
     """The Hamming-radius precision-recall curve of a hasher on the full protocol
-    (1,000 queries, 59,000 database images), as JSON and PNG in `folder`."""
+    (1,000 queries, 59,000 database images), as JSON and PNG in `folder`; the
+    JSON records `command` (the one that wrote it) and the git commit."""
+    from recipes.provenance import git_commit
     import matplotlib
 
     matplotlib.use("Agg")
@@ -258,7 +260,8 @@ def write_precision_recall(model, data_path, folder, log=print):
     precision, recall, radii = precision_recall_curve(model.hash(x_q), model.hash(x_db), y_q, y_db,
                                                       bits=model.code_length)
     folder = Path(folder)
-    record = {"how": f"precision and recall of the images within Hamming radius r (r = 0..{model.code_length}), "
+    record = {"command": command, "commit": git_commit(__file__),
+              "how": f"precision and recall of the images within Hamming radius r (r = 0..{model.code_length}), "
                      "means over the 1,000 queries against the 59,000 database images of the seeded CIFAR-10 "
                      "hashing protocol (seed 0); a query retrieving nothing has precision 0",
               "radius": radii.tolist(), "precision": np.round(precision, 4).tolist(),
@@ -332,14 +335,14 @@ def main(argv=None):
         from recipes.provenance import git_commit
 
         folder = presets.resolve(args.preset)
+        command = "python -m recipes.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
         presets.update_metadata(folder, figures={**meta.get("figures", {}), **figures},
-                                figures_command="python -m recipes.evaluate " + " ".join(sys.argv[1:] if argv is None else argv),
-                                figures_commit=git_commit(__file__))
+                                figures_command=command, figures_commit=git_commit(__file__))
         print(f"Figures written to {folder / presets.METADATA_FILE}", file=sys.stderr)
         from zoo.models.capabilities import Hasher
 
         if isinstance(model, Hasher) and not args.quick:
-            write_precision_recall(model, args.data, folder, log=log)
+            write_precision_recall(model, args.data, folder, log=log, command=command)
 
 
 if __name__ == "__main__":
