@@ -479,7 +479,8 @@ def _train(argv=None):
     presets.save_preset(model, preset_path, metadata)
     # The run is complete: its phase checkpoints are no longer needed.
     shutil.rmtree(phase_dir, ignore_errors=True)
-    summary = {"recipe": args.recipe, "backend": keras.backend.backend(), "seconds": round(seconds, 1),
+    summary = {"recipe": args.recipe, "command": metadata["command"], "git_commit": metadata["git_commit"],
+               "backend": keras.backend.backend(), "seconds": round(seconds, 1),
                "steps": steps_done, "last_logs": history, "figures": {k: v["value"] for k, v in figures.items()}}
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
