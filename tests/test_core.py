@@ -322,6 +322,7 @@ def test_recipe_trains_and_writes_its_outputs(tmp_path, mnist_path):
     preset = GAN.from_preset(out / "preset")  # the recipe writes a preset folder
     assert isinstance(preset, GAN)
     assert preset.preset_metadata["command"].startswith("python -m recipes.train dcgan_mnist")
+    assert summary["command"] == preset.preset_metadata["command"]  # the summary says what wrote it
     # The commit that trained it (a clean clone in CI; "unknown" outside a git checkout).
     assert re.fullmatch(r"[0-9a-f]{40}( \(with uncommitted changes .*\))?|unknown",
                         preset.preset_metadata["git_commit"])
