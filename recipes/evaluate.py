@@ -81,9 +81,10 @@ def sigma_images(x_train, train_images):
             f"{VALID_N} training images (not held out: the model trained on the whole train split)")
 
 
-def measure(model, dataset, data_path=None, quick=False, seed=0, log=print, train_images=None):
+def measure(model, dataset, data_path=None, quick=False, seed=0, log=print, train_images=None, protocol_seed=0):
     """{figure name: {"value", "how", ...}} for `model` on `dataset` ("mnist" or "cifar10").
-    `train_images`: the model trained on train[:train_images] (None: all of it)."""
+    `train_images`: the model trained on train[:train_images] (None: all of it).
+    `protocol_seed`: a hasher's CIFAR-10 protocol split (0: the presets')."""
     from zoo import data as zdata
     from zoo.data import ranges
     from zoo.models.capabilities import Autoencoder, ExplicitLikelihood, Hasher
@@ -91,7 +92,7 @@ def measure(model, dataset, data_path=None, quick=False, seed=0, log=print, trai
     size = SIZES["quick" if quick else "full"]
     data_path = Path(data_path) if data_path else default_data(dataset)
     if isinstance(model, Hasher):
-        return _measure_hashing(model, data_path, size, log)
+        return _measure_hashing(model, data_path, size, log, protocol_seed)
     figures = {}
     x_train, _, _ = zdata.load_arrays(data_path, "train")
     x_test, _, _ = zdata.load_arrays(data_path, "test")
@@ -214,12 +215,12 @@ def _measure_loglik(model, x_test, dataset, size, log):
     return out
 
 
-def _measure_hashing(model, data_path, size, log):
+def _measure_hashing(model, data_path, size, log, protocol_seed=0):
     from zoo.data import cifar10_hashing_split
     from zoo.metrics.retrieval import mean_average_precision, precision_within_radius
 
     start = time.monotonic()
-    split = cifar10_hashing_split(data_path, seed=0)
+    split = cifar10_hashing_split(data_path, seed=protocol_seed)
     x_q, y_q = split.arrays("query")
     x_db, y_db = split.arrays("database")
     q_idx = _seeded_subset(len(x_q), size["queries"], 4)
@@ -227,7 +228,7 @@ def _measure_hashing(model, data_path, size, log):
     x_q, y_q, x_db, y_db = x_q[q_idx], y_q[q_idx], x_db[db_idx], y_db[db_idx]
     codes_q, codes_db = model.hash(x_q), model.hash(x_db)
     scope = (f"{len(x_q)} queries against {len(x_db)} database images of the seeded CIFAR-10 hashing protocol "
-             f"(zoo.data.cifar10_hashing_split, seed 0), {model.code_length}-bit codes")
+             f"(zoo.data.cifar10_hashing_split, seed {protocol_seed}), {model.code_length}-bit codes")
     figures = {
         "map": _figure(mean_average_precision(codes_q, codes_db, y_q, y_db),
                        f"MAP over the full ranking of the database images (no top-k cut-off), ties by database position; {scope}"),
@@ -242,7 +243,7 @@ def _measure_hashing(model, data_path, size, log):
 PR_CURVE_FILES = ("precision_recall.json", "precision_recall.png")
 
 
-def write_precision_recall(model, data_path, folder, log=print, command=None):
+def write_precision_recall(model, data_path, folder, log=print, command=None, protocol_seed=0):
     """The Hamming-radius precision-recall curve of a hasher on the full protocol
     (1,000 queries, 59,000 database images), as JSON and PNG in `folder`; the
     JSON records `command` (the one that wrote it) and the git commit."""
@@ -255,7 +256,7 @@ def write_precision_recall(model, data_path, folder, log=print, command=None):
     from zoo.data import cifar10_hashing_split
     from zoo.metrics.retrieval import precision_recall_curve
 
-    split = cifar10_hashing_split(data_path, seed=0)
+    split = cifar10_hashing_split(data_path, seed=protocol_seed)
     (x_q, y_q), (x_db, y_db) = split.arrays("query"), split.arrays("database")
     precision, recall, radii = precision_recall_curve(model.hash(x_q), model.hash(x_db), y_q, y_db,
                                                       bits=model.code_length)
@@ -263,7 +264,7 @@ def write_precision_recall(model, data_path, folder, log=print, command=None):
     record = {"command": command, "commit": git_commit(__file__),
               "how": f"precision and recall of the images within Hamming radius r (r = 0..{model.code_length}), "
                      "means over the 1,000 queries against the 59,000 database images of the seeded CIFAR-10 "
-                     "hashing protocol (seed 0); a query retrieving nothing has precision 0",
+                     f"hashing protocol (seed {protocol_seed}); a query retrieving nothing has precision 0",
               "radius": radii.tolist(), "precision": np.round(precision, 4).tolist(),
               "recall": np.round(recall, 4).tolist()}
     (folder / PR_CURVE_FILES[0]).write_text(json.dumps(record, indent=1))
@@ -319,7 +320,10 @@ def main(argv=None):
         sys.exit("error: this preset is not a zoo model (a classifier?); nothing to evaluate here.")
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     train_images = meta.get("training", {}).get("train_images")  # None: the whole train split
-    figures = measure(model, dataset, args.data, quick=args.quick, log=log, train_images=train_images)
+    # A hasher trained on another protocol split (recipes.train --protocol-seed) is measured on it.
+    protocol_seed = meta.get("training", {}).get("protocol_seed", 0)
+    figures = measure(model, dataset, args.data, quick=args.quick, log=log, train_images=train_images,
+                      protocol_seed=protocol_seed)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -342,7 +346,7 @@ def main(argv=None):
         from zoo.models.capabilities import Hasher
 
         if isinstance(model, Hasher) and not args.quick:
-            write_precision_recall(model, args.data, folder, log=log, command=command)
+            write_precision_recall(model, args.data, folder, log=log, command=command, protocol_seed=protocol_seed)
 
 
 if __name__ == "__main__":

@@ -209,13 +209,13 @@ DEFAULT_STEPS_ENDLESS = 250  # steps per epoch on the semi-supervised pipeline
 VALIDATION_EVERY_EPOCHS = 10
 
 
-def make_data(recipe, path, batch_size, seed, phase_index=0):
+def make_data(recipe, path, batch_size, seed, phase_index=0, protocol_seed=0):
     """(endless seeded pipeline, steps in one epoch). Endless, so that one
     iterator runs through all epochs and a resumed run can replay it exactly."""
     if recipe.data == "hashing":
         from zoo.data.pipeline import semi_supervised_dataset
 
-        split = hashing_split_of(recipe, path)
+        split = hashing_split_of(recipe, path, protocol_seed)
         x_tr, y_tr = split.arrays("train")
         x_un, _ = split.arrays("unlabelled")
         share = recipe.labelled_share[min(phase_index, len(recipe.labelled_share) - 1)]
@@ -236,10 +236,11 @@ def make_data(recipe, path, batch_size, seed, phase_index=0):
     return ds, len(x) // batch_size  # one pass over the data
 
 
-def hashing_split_of(recipe, path):
-    """The split a hashing recipe trains on: the protocol's (seed 0), or its
-    validation protocol when the recipe holds labelled images out."""
-    split = zdata.cifar10_hashing_split(path, seed=0)
+def hashing_split_of(recipe, path, protocol_seed=0):
+    """The split a hashing recipe trains on: the protocol's (seed 0, the presets';
+    another seed is a second, independent split), or its validation protocol
+    when the recipe holds labelled images out."""
+    split = zdata.cifar10_hashing_split(path, seed=protocol_seed)
     if recipe.validation_per_class:
         split = zdata.validation_split(split, recipe.validation_per_class, seed=0)
     return split
@@ -248,28 +249,29 @@ def hashing_split_of(recipe, path):
 VALIDATION_DATABASE = 10_000  # the validation curve's database: a seeded subset (the end figure: all)
 
 
-def validation_callback(recipe, path, every):
+def validation_callback(recipe, path, every, protocol_seed=0):
     """MAP of the validation queries, logged as val_map every `every` epochs."""
     from zoo.metrics.callbacks import MAPCallback
 
-    split = hashing_split_of(recipe, path)
+    split = hashing_split_of(recipe, path, protocol_seed)
     x_q, y_q = split.arrays("query")
     x_db, y_db = split.arrays("database")
     db = np.random.default_rng(3).choice(len(x_db), VALIDATION_DATABASE, replace=False)
     return MAPCallback(x_q, y_q, x_db[db], y_db[db], every=every, name="val_map")
 
 
-def validation_figures(model, recipe, path):
+def validation_figures(model, recipe, path, protocol_seed=0):
     """The validation protocol's MAP and precision within radius 2 (all its database)."""
     from zoo.metrics.retrieval import mean_average_precision, precision_within_radius
 
-    split = hashing_split_of(recipe, path)
+    split = hashing_split_of(recipe, path, protocol_seed)
     x_q, y_q = split.arrays("query")
     x_db, y_db = split.arrays("database")
     codes_q, codes_db = model.hash(x_q), model.hash(x_db)
     scope = (f"{len(x_q)} validation queries (zoo.data.validation_split, {recipe.validation_per_class} a "
-             f"class of the protocol's labelled images, seed 0) against the other {len(x_db)} database "
-             f"images, {model.code_length}-bit codes: the figure for choices, never trained on")
+             f"class of the labelled images of protocol seed {protocol_seed}, seed 0) against the other "
+             f"{len(x_db)} database images, {model.code_length}-bit codes: the figure for choices, never "
+             "trained on")
     return {
         "map_validation": {"value": round(float(mean_average_precision(codes_q, codes_db, y_q, y_db)), 4),
                            "how": f"MAP over the full ranking; {scope}"},
@@ -277,6 +279,13 @@ def validation_figures(model, recipe, path):
             "value": round(float(precision_within_radius(codes_q, codes_db, y_q, y_db, radius=2)), 4),
             "how": f"mean precision within Hamming radius 2, empty retrievals count 0; {scope}"},
     }
+
+
+def split_text(recipe, protocol_seed):
+    """The recipe's split as metadata, naming the protocol seed it ran on."""
+    if recipe.data != "hashing":
+        return recipe.split
+    return recipe.split.replace("cifar10_hashing_split(seed 0)", f"cifar10_hashing_split(seed {protocol_seed})")
 
 
 def sample_grid(model, path, seed):
@@ -355,6 +364,9 @@ def _train(argv=None):
                    help=f"batches per epoch (default: one pass; {DEFAULT_STEPS_ENDLESS} for DSH-GAN's endless data)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--protocol-seed", type=int, default=0,
+                   help="hashing recipes: the CIFAR-10 protocol split (zoo.data.cifar10_hashing_split's seed; "
+                        "0, the presets', is the one their figures use, 1 a second, independent split)")
     p.add_argument("--quick-eval", action="store_true", help="measure the figures on subsets")
     p.add_argument("--no-eval", action="store_true", help="write the preset without figures")
     p.add_argument("--verbose", type=int, default=1, help="Keras's progress bar (1), one line per epoch (2)")
@@ -368,6 +380,8 @@ def _train(argv=None):
     recipe = RECIPES[args.recipe]
     if args.steps and len(args.steps) not in (1, len(recipe.phases)):
         p.error(f"--steps takes one number or one per phase {list(recipe.phases)}; got {args.steps}")
+    if args.protocol_seed and recipe.data != "hashing":
+        p.error(f"--protocol-seed is for the hashing recipes; {args.recipe} trains on {recipe.dataset}'s own split")
     phase_budgets = (args.steps * len(recipe.phases))[: len(recipe.phases)] if args.steps else None
     data_path = Path(args.data) if args.data else evaluate.default_data(recipe.dataset)
     out = Path(args.out or Path("runs") / args.recipe)
@@ -375,7 +389,8 @@ def _train(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     try:
-        ds, steps_per_pass = make_data(recipe, data_path, args.batch_size, args.seed)
+        ds, steps_per_pass = make_data(recipe, data_path, args.batch_size, args.seed,
+                                       protocol_seed=args.protocol_seed)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
 
@@ -405,7 +420,8 @@ def _train(argv=None):
             print(f"[{args.recipe}] phase {tag}: done in an earlier run, weights restored", flush=True)
             continue
         if i and recipe.data == "hashing":  # this phase's own mix of labelled images
-            ds, _ = make_data(recipe, data_path, args.batch_size, args.seed, phase_index=i)
+            ds, _ = make_data(recipe, data_path, args.batch_size, args.seed, phase_index=i,
+                              protocol_seed=args.protocol_seed)
         first_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         callbacks = [
             StopOnNaN(backup_dir=str(out / "backup" / tag)),
@@ -414,7 +430,8 @@ def _train(argv=None):
             losses,
         ]
         if recipe.validation_per_class:  # before the backup, so the backed-up logs hold it
-            callbacks.insert(1, validation_callback(recipe, data_path, every=VALIDATION_EVERY_EPOCHS))
+            callbacks.insert(1, validation_callback(recipe, data_path, every=VALIDATION_EVERY_EPOCHS,
+                                                    protocol_seed=args.protocol_seed))
         if args.samples_every:
             callbacks.append(SampleGrid(out / "samples" / tag, every_n_steps=args.samples_every, seed=args.seed,
                                         images=sample_inputs, log_dir=out / "logs" / tag / "samples"))
@@ -452,23 +469,24 @@ def _train(argv=None):
     if not args.no_eval:
         print(f"[{args.recipe}] measuring figures{' (quick)' if args.quick_eval else ''} ...", flush=True)
         figures = evaluate.measure(model, recipe.dataset, data_path, quick=args.quick_eval, seed=args.seed,
-                                   train_images=recipe.train_images)
+                                   train_images=recipe.train_images, protocol_seed=args.protocol_seed)
         if recipe.validation_per_class:
-            figures.update(validation_figures(model, recipe, data_path))
+            figures.update(validation_figures(model, recipe, data_path, args.protocol_seed))
     steps_done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     metadata = {
         "description": recipe.description,
         "recipe": args.recipe,
         "dataset": recipe.dataset,
         "data": data_record(data_path) if Path(data_path).exists() else {"name": str(args.data)},
-        "split": recipe.split,
+        "split": split_text(recipe, args.protocol_seed),
         "command": command_line(argv),
         "git_commit": git_commit(__file__),
         "reproduce": reproduce_command(argv, phase_steps),
         "figures": figures,
         **({"untrained_networks": list(recipe.untrained)} if recipe.untrained else {}),
         "training": {
-            "seed": args.seed, "batch_size": args.batch_size, "steps": steps_done,
+            "seed": args.seed, **({"protocol_seed": args.protocol_seed} if recipe.data == "hashing" else {}),
+            "batch_size": args.batch_size, "steps": steps_done,
             "seconds": round(seconds, 1), "minutes_budget": args.minutes, "epochs": epochs,
             "train_images": recipe.train_images,
             "steps_per_epoch": steps, "phases": [p for p in recipe.phases if p],

@@ -361,3 +361,42 @@ def test_reproduce_command_replaces_the_budget_with_steps_per_phase():
     cmd = reproduce_command(["dshgan_cifar10_12bit", "--steps", "9", "8", "--seed", "1"], [9, 4])
     assert cmd == "python -m recipes.train dshgan_cifar10_12bit --seed 1 --steps 9 4"
     assert reproduce_command(["gan_mlp_mnist", "--minutes=3"], [120]).endswith("gan_mlp_mnist --steps 120")
+
+
+def test_protocol_seed_reaches_the_hashing_split_and_the_metadata(monkeypatch, capsys):
+    """--protocol-seed 1 trains, validates and is measured on the second protocol
+    split (#24's seed-1 figures); other recipes refuse it."""
+    from recipes import evaluate, train
+    from tests.test_bench_dshgan import toy_split
+
+    seeds = []
+
+    def fake_split(path, seed=0):
+        seeds.append(seed)
+        return toy_split(seed=seed)
+
+    monkeypatch.setattr(train.zdata, "cifar10_hashing_split", fake_split)
+    import dataclasses
+
+    # The toy split has 20 labels a class: hold out 5 a class instead of the recipe's 50.
+    recipe = dataclasses.replace(train.RECIPES["dshgan_cifar10_12bit"], validation_per_class=5)
+    first, second = train.hashing_split_of(recipe, "x.zip", 0), train.hashing_split_of(recipe, "x.zip", 1)
+    assert seeds == [0, 1]
+    assert not np.array_equal(first.query, second.query)  # control: the two splits differ
+    assert len(second.query) == 4 * recipe.validation_per_class  # validation queries of seed 1's labels
+    assert "cifar10_hashing_split(seed 1)" in train.split_text(recipe, 1)
+    assert train.split_text(recipe, 0) == recipe.split
+    assert train.split_text(train.RECIPES["dcgan_mnist"], 1) == train.RECIPES["dcgan_mnist"].split
+    # The evaluation follows the seed too (its figure text names it).
+    monkeypatch.setattr("zoo.data.cifar10_hashing_split", fake_split)
+
+    class Codes:
+        code_length = 8
+
+        def hash(self, x):
+            return np.packbits(np.eye(8, dtype=bool)[toy_split().y[np.asarray(x)]], axis=1)
+    figures = evaluate._measure_hashing(Codes(), "x.zip", {"queries": 40, "database": 100}, lambda *a: None, 1)
+    assert seeds[-1] == 1 and "seed 1)" in figures["map"]["how"]
+    with pytest.raises(SystemExit):
+        train.main(["dcgan_mnist", "--protocol-seed", "1"])
+    assert "--protocol-seed is for the hashing recipes" in capsys.readouterr().err
