@@ -66,7 +66,7 @@ def build(bits, args, **kwargs):
         (32, 32, 3), num_classes=10, code_length=bits, latent_dim=args.latent_dim,
         g_width=args.g_width, d_width=args.d_width, h_width=args.h_width, seed=args.seed,
         diversity_weight=args.diversity_weight, hasher=args.hasher, hasher_norm=args.hasher_norm,
-        hash_augment=args.hash_augment or None, **kwargs,
+        hash_augment=args.hash_augment or None, class_weight=args.class_weight, margin=args.margin, **kwargs,
     )
 
 
@@ -206,6 +206,10 @@ def main(argv=None):
     parser.add_argument("--optimizer", default="adam", choices=["adam", "adamw_cosine"],
                         help="H's optimizer: the model's default Adam, or the presets' AdamW 1e-3 with a "
                              "cosine schedule over --hash-steps")
+    parser.add_argument("--class-weight", type=float, default=1.0,
+                        help="weight of H's classification stream beside the triplet loss (1, the presets'); "
+                             "the triplet loss grows with the code length (margin q/4), this does not")
+    parser.add_argument("--margin", type=float, default=None, help="the triplet margin (default q/4)")
     parser.add_argument("--validation-per-class", type=int, default=0,
                         help="labelled images a class held out as validation queries (0: none)")
     parser.add_argument("--protocol-seed", type=int, default=0,
@@ -334,7 +338,8 @@ def main(argv=None):
     header = (
         f"backend {keras.backend.backend()}, batch {args.batch_size}, widths G {args.g_width} "
         f"D {args.d_width} H {args.h_width} ({args.hasher} hasher, {args.hasher_norm} norm, "
-        f"augment {args.hash_augment or 'none'}, {args.optimizer}), seed {args.seed}, protocol seed "
+        f"augment {args.hash_augment or 'none'}, {args.optimizer}, class weight {args.class_weight:g}, margin "
+        f"{'q/4' if args.margin is None else f'{args.margin:g}'}), seed {args.seed}, protocol seed "
         f"{args.protocol_seed}; G pre-trained {args.pretrain_steps} steps "
         f"({pre_minutes:.1f} min), shared by every code length; batches {args.labelled_fraction:g} "
         f"labelled in pre-training, {hash_fraction:g} in DSH-GAN's hash phase."
