@@ -6,4 +6,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for recipes/
 
-from recipes.provenance import git_commit  # noqa: E402,F401
+from recipes.provenance import cpu_description, git_commit  # noqa: E402,F401

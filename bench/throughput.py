@@ -71,7 +71,7 @@ import time
 # PYTHONPATH (another tree's zoo) still comes first.
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from provenance import git_commit  # noqa: E402  (bench/provenance.py)
+from provenance import cpu_description, git_commit  # noqa: E402  (bench/provenance.py)
 
 BATCH, LATENT = 64, 100
 RUNNERS = {
@@ -341,6 +341,7 @@ def main():
     width = max(len(r) for r in runners)
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv), flush=True)
     print(f"commit: {git_commit(__file__)}", flush=True)
+    print(f"cpu: {cpu_description()}", flush=True)  # bf16 speed-ups need avx512_bf16 / amx_bf16
     per_round = []  # per round: runner -> steps/s
     loads = []
     for rnd in range(args.rounds):

@@ -42,7 +42,7 @@ from zoo.models.capabilities import Autoencoder
 from zoo.visualize import save_image_grid
 
 from recipes.evaluate import VALID_N  # the held-out images Parzen's sigma is chosen on
-from recipes.provenance import git_commit
+from recipes.provenance import cpu_description, git_commit
 
 MNIST, CIFAR = (28, 28, 1), (32, 32, 3)
 
@@ -488,6 +488,7 @@ def _train(argv=None):
             "seed": args.seed, **({"protocol_seed": args.protocol_seed} if recipe.data == "hashing" else {}),
             "batch_size": args.batch_size, "steps": steps_done,
             "seconds": round(seconds, 1), "minutes_budget": args.minutes, "epochs": epochs,
+            "device": f"{keras.backend.backend()} on {cpu_description()}",
             "train_images": recipe.train_images,
             "steps_per_epoch": steps, "phases": [p for p in recipe.phases if p],
             **({"phase_steps": phase_steps} if len(recipe.phases) > 1 else {}), "last_logs": history,

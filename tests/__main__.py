@@ -33,6 +33,14 @@ def xdist_args(argv):
     return ["-n", WORKERS, "--dist", "loadfile"]
 
 
+def cpu():
+    try:
+        from recipes.provenance import cpu_description
+    except ImportError:  # run from outside the checkout
+        return "unknown"
+    return cpu_description()
+
+
 def record(path, results, loads):
     """The run as JSON (no path of this machine in it)."""
     try:
@@ -41,7 +49,8 @@ def record(path, results, loads):
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     run = {"command": " ".join(["python -m tests", *sys.argv[1:]]), "commit": commit,
-           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": CORES, "workers": WORKERS,
+           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": cpu(), "cores": CORES,
+           "workers": WORKERS,
            "backends": {b: {"exit": rc, "seconds": round(sec)} for b, (rc, sec) in results.items()},
            "total_seconds": round(sum(sec for _, sec in results.values())),
            "load_average_1min": loads}
