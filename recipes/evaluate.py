@@ -347,6 +347,9 @@ def main(argv=None):
 
         if isinstance(model, Hasher) and not args.quick:
             write_precision_recall(model, args.data, folder, log=log, command=command, protocol_seed=protocol_seed)
+        from zoo import hub
+
+        hub.write_model_card(folder)  # the card shows the figures just written
 
 
 if __name__ == "__main__":

@@ -375,7 +375,7 @@ def _train(argv=None):
     args = p.parse_args(argv)
 
     from recipes import evaluate
-    from zoo import presets
+    from zoo import hub, presets
 
     recipe = RECIPES[args.recipe]
     if args.steps and len(args.steps) not in (1, len(recipe.phases)):
@@ -496,6 +496,15 @@ def _train(argv=None):
         },
     }
     presets.save_preset(model, preset_path, metadata)
+    # The folder complete as saved_models/ bundles it, so that copying it is enough:
+    # a hasher's precision-recall curve, the sample grid and the model card.
+    from zoo.models.capabilities import Hasher
+
+    if isinstance(model, Hasher) and figures and not args.quick_eval:
+        evaluate.write_precision_recall(model, data_path, preset_path, command=metadata["command"],
+                                        protocol_seed=args.protocol_seed)
+    hub.write_sample_grid(preset_path)
+    hub.write_model_card(preset_path)
     # The run is complete: its phase checkpoints are no longer needed.
     shutil.rmtree(phase_dir, ignore_errors=True)
     summary = {"recipe": args.recipe, "command": metadata["command"], "git_commit": metadata["git_commit"],
