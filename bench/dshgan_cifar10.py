@@ -340,9 +340,10 @@ def main(argv=None):
         f"D {args.d_width} H {args.h_width} ({args.hasher} hasher, {args.hasher_norm} norm, "
         f"augment {args.hash_augment or 'none'}, {args.optimizer}, class weight {args.class_weight:g}, margin "
         f"{'q/4' if args.margin is None else f'{args.margin:g}'}), seed {args.seed}, protocol seed "
-        f"{args.protocol_seed}; G pre-trained {args.pretrain_steps} steps "
-        f"({pre_minutes:.1f} min), shared by every code length; batches {args.labelled_fraction:g} "
-        f"labelled in pre-training, {hash_fraction:g} in DSH-GAN's hash phase."
+        f"{args.protocol_seed}; "
+        + (f"G pre-trained {args.pretrain_steps} steps ({pre_minutes:.1f} min), shared by every code length; "
+           f"batches {args.labelled_fraction:g} labelled in pre-training, {hash_fraction:g} in DSH-GAN's hash "
+           "phase." if "dsh" in args.methods else "no generator (no DSH-GAN row); hash batches all labelled.")
     )
     rows = [{**r, "seed": args.seed} for r in rows]
     write_table(out, [header], rows, {"args": vars(args)}, labelled=len(x_tr), validation=validation)
