@@ -62,10 +62,26 @@ def _train(name):
     return model, runs
 
 
+def _torch_has_onednn_bf16():
+    if keras.backend.backend() != "torch":
+        return True
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"], indirect=True)
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_trains_in_bfloat16(policy, name):
-    model, runs = _train(name)
+    try:
+        model, runs = _train(name)
+    except RuntimeError as e:
+        # PyTorch's own limit, not the zoo's: on a CPU without oneDNN's bfloat16
+        # support (no AVX-512) its fallback convolution's backward (slow_conv2d)
+        # rejects a non-contiguous weight gradient. Only that error, only there.
+        if "slow_conv2d" in str(e) and not _torch_has_onednn_bf16():
+            pytest.xfail(f"PyTorch bfloat16 convolution backward on a CPU without AVX-512: {e}")
+        raise
     for history, moved in runs:
         for key, values in history.items():
             assert np.all(np.isfinite(values)), f"{name}: {key} = {values}"
