@@ -283,9 +283,12 @@ def validation_figures(model, recipe, path, protocol_seed=0):
 
 def split_text(recipe, protocol_seed):
     """The recipe's split as metadata, naming the protocol seed it ran on."""
-    if recipe.data != "hashing":
+    marker = "cifar10_hashing_split(seed 0)"
+    if recipe.data != "hashing" or not protocol_seed:
         return recipe.split
-    return recipe.split.replace("cifar10_hashing_split(seed 0)", f"cifar10_hashing_split(seed {protocol_seed})")
+    if marker not in recipe.split:  # never a metadata that names the wrong split
+        raise ValueError(f"The recipe's split text does not name {marker!r}; cannot restate it for seed {protocol_seed}.")
+    return recipe.split.replace(marker, f"cifar10_hashing_split(seed {protocol_seed})")
 
 
 def sample_grid(model, path, seed):
