@@ -1,4 +1,5 @@
-"""Training throughput: DCGAN (or, with --model vaegan, VAE-GAN) on 28x28x1, batch 64, steps per second.
+"""Training throughput: DCGAN (or, with --model vaegan, VAE-GAN) on 28x28x1 (or, with --image 32, 32x32x3),
+batch 64, steps per second, in float32 and mixed bfloat16.
 
 Side by side in one run, each in its own process (the backend is fixed per
 process), alternating over --rounds so that machine noise hits all alike:
@@ -51,6 +52,14 @@ one persistent `GradientTape` over the same networks and losses (the authors'
 and keras-io's way of taking several gradients from one pass), compared with
 zoo/tensorflow.
 
+`+bf16` on any runner trains in mixed bfloat16 (bfloat16 compute, float32
+weights and losses): the zoo and plain/tensorflow under Keras's "mixed_bfloat16"
+policy, plain/torch under `torch.autocast("cpu", torch.bfloat16)`; `+cl` on
+plain/torch keeps activations and weights channels-last (NHWC, oneDNN's preferred
+layout for bfloat16 on x86). Every `+bf16` runner is also compared, per round,
+with the same runner in float32: #22's target is 2x on CPUs with bfloat16 units
+(avx512_bf16 / amx_bf16, printed in the `cpu:` line).
+
 `--compare-with DIR` also runs every zoo runner with the `zoo` package imported
 from DIR (e.g. a `git worktree` of an earlier commit), labelled `DIR-name:zoo/...`:
 before and after a change, side by side in one run.
@@ -74,16 +83,25 @@ sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from provenance import cpu_description, git_commit  # noqa: E402  (bench/provenance.py)
 
 BATCH, LATENT = 64, 100
+SHAPES = {28: (28, 28, 1), 32: (32, 32, 3)}
+TIMED_WINDOW = None  # (start, stop) called around _time_steps's timed steps
 RUNNERS = {
     "dcgan": ["zoo/tensorflow", "zoo/tensorflow+spe10", "zoo/tensorflow+xla", "zoo/jax", "zoo/torch",
               "plain/tensorflow", "plain/tensorflow+loop10", "plain/torch"],
     "vaegan": ["zoo/tensorflow", "zoo/tensorflow+3pass", "zoo/jax", "zoo/torch", "plain/tensorflow"],
 }
-TITLES = {"dcgan": "DCGAN 28x28x1", "vaegan": "VAE-GAN 28x28x1 (width 0.25, 64-d latent)"}
+TITLES = {"dcgan": "DCGAN {}", "vaegan": "VAE-GAN {} (width 0.25, 64-d latent)"}
 VAEGAN_LATENT, VAEGAN_WIDTH, VAEGAN_GAMMA = 64, 0.25, 1e-3
 
 
-def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", one_forward=True):
+def _policy(bf16):
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
+
+
+def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", one_forward=True,
+            shape=SHAPES[28], bf16=False):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -91,16 +109,17 @@ def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", on
     from zoo.models import GAN, VAEGAN
 
     keras.utils.set_random_seed(0)
+    _policy(bf16)
     adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)  # noqa: E731
     if model == "vaegan":
-        gan = VAEGAN.larsen((28, 28, 1), latent_dim=VAEGAN_LATENT, width=VAEGAN_WIDTH, gamma=VAEGAN_GAMMA,
+        gan = VAEGAN.larsen(shape, latent_dim=VAEGAN_LATENT, width=VAEGAN_WIDTH, gamma=VAEGAN_GAMMA,
                             one_forward=one_forward, seed=0)
         opts = dict(enc_optimizer=adam(), dec_optimizer=adam(), dis_optimizer=adam())
     else:
-        gan = GAN.dcgan((28, 28, 1), latent_dim=LATENT, seed=0)
+        gan = GAN.dcgan(shape, latent_dim=LATENT, seed=0)
         opts = dict(d_optimizer=adam(), g_optimizer=adam())
     gan.compile(**opts, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-    x = np.random.default_rng(0).uniform(-1, 1, (BATCH, 28, 28, 1)).astype("float32")
+    x = np.random.default_rng(0).uniform(-1, 1, (BATCH, *shape)).astype("float32")
     ds = tf.data.Dataset.from_tensors(x).repeat()
     stamps = []
 
@@ -118,34 +137,35 @@ def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", on
     return [dt / k for dt in np.diff(stamps[warm:]) for _ in range(k)], asked, ran
 
 
-def run_plain_tf(steps, warmup, loop=1):
+def run_plain_tf(steps, warmup, loop=1, shape=SHAPES[28], bf16=False):
     import keras
     import tensorflow as tf
 
     from zoo.models import blocks
 
     keras.utils.set_random_seed(0)
-    G = blocks.dcgan_generator((28, 28, 1), LATENT)
-    D = blocks.dcgan_discriminator((28, 28, 1))
+    _policy(bf16)
+    G = blocks.dcgan_generator(shape, LATENT)
+    D = blocks.dcgan_discriminator(shape)
     g_opt, d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
     @tf.function
     def train_step(real):
         z = tf.random.normal((BATCH, LATENT))
-        fake = G(z, training=True)
+        fake = tf.cast(G(z, training=True), real.dtype)  # bfloat16 under mixed_bfloat16
         with tf.GradientTape() as tape:
             logits = D(tf.concat([real, fake], 0), training=True)
             labels = tf.concat([tf.ones((BATCH, 1)), tf.zeros((BATCH, 1))], 0)
-            d_loss = bce(labels, logits)
+            d_loss = bce(labels, tf.cast(logits, tf.float32))
         d_opt.apply_gradients(zip(tape.gradient(d_loss, D.trainable_weights), D.trainable_weights))
         z = tf.random.normal((BATCH, LATENT))
         with tf.GradientTape() as tape:
-            g_loss = bce(tf.ones((BATCH, 1)), D(G(z, training=True), training=True))
+            g_loss = bce(tf.ones((BATCH, 1)), tf.cast(D(G(z, training=True), training=True), tf.float32))
         g_opt.apply_gradients(zip(tape.gradient(g_loss, G.trainable_weights), G.trainable_weights))
         return d_loss, g_loss
 
-    real = tf.random.uniform((BATCH, 28, 28, 1), -1, 1)
+    real = tf.random.uniform((BATCH, *shape), -1, 1)
     if loop == 1:
         return _time_steps(lambda: float(train_step(real)[0]), steps, warmup)
 
@@ -161,7 +181,7 @@ def run_plain_tf(steps, warmup, loop=1):
     return [dt / k for dt in secs for _ in range(k)], asked * k, ran * k
 
 
-def run_plain_tf_vaegan(steps, warmup):
+def run_plain_tf_vaegan(steps, warmup, shape=SHAPES[28], bf16=False):
     """VAE-GAN's three players in one tf.function: one forward pass, one persistent tape."""
     import keras
     import tensorflow as tf
@@ -169,9 +189,10 @@ def run_plain_tf_vaegan(steps, warmup):
     from zoo.models import blocks
 
     keras.utils.set_random_seed(0)
-    E = blocks.gaussian_encoder((28, 28, 1), VAEGAN_LATENT, VAEGAN_WIDTH)
-    Dec = blocks.larsen_decoder((28, 28, 1), VAEGAN_LATENT, width=VAEGAN_WIDTH)
-    Dis = blocks.larsen_discriminator((28, 28, 1), VAEGAN_WIDTH)
+    _policy(bf16)
+    E = blocks.gaussian_encoder(shape, VAEGAN_LATENT, VAEGAN_WIDTH)
+    Dec = blocks.larsen_decoder(shape, VAEGAN_LATENT, width=VAEGAN_WIDTH)
+    Dis = blocks.larsen_discriminator(shape, VAEGAN_WIDTH)
     opts = [keras.optimizers.Adam(2e-4, beta_1=0.5) for _ in range(3)]
     log_sigmoid = tf.math.log_sigmoid
 
@@ -180,10 +201,11 @@ def run_plain_tf_vaegan(steps, warmup):
         eps = tf.random.normal((BATCH, VAEGAN_LATENT))
         z_p = tf.random.normal((BATCH, VAEGAN_LATENT))
         with tf.GradientTape(persistent=True) as tape:
-            mu, log_var = E(x, training=True)
-            x_rec = Dec(mu + tf.exp(0.5 * log_var) * eps, training=True)
-            x_p = Dec(z_p, training=True)
-            logits, feats = Dis(tf.concat([x, x_rec, x_p], 0), training=True)
+            mu, log_var = (tf.cast(t, tf.float32) for t in E(x, training=True))
+            # Losses in float32, as the zoo's (Keras casts each net's input to its compute dtype).
+            x_rec = tf.cast(Dec(mu + tf.exp(0.5 * log_var) * eps, training=True), tf.float32)
+            x_p = tf.cast(Dec(z_p, training=True), tf.float32)
+            logits, feats = (tf.cast(t, tf.float32) for t in Dis(tf.concat([x, x_rec, x_p], 0), training=True))
             l_x, l_rec, l_p = tf.split(logits, 3)
             f_x, f_rec, _ = tf.split(feats, 3)
             prior = tf.reduce_mean(0.5 * tf.reduce_sum(tf.square(mu) + tf.exp(log_var) - 1.0 - log_var, -1))
@@ -197,7 +219,7 @@ def run_plain_tf_vaegan(steps, warmup):
             opt.apply_gradients(zip(tape.gradient(loss, net.trainable_weights), net.trainable_weights))
         return losses[0]
 
-    real = tf.random.uniform((BATCH, 28, 28, 1), -1, 1)
+    real = tf.random.uniform((BATCH, *shape), -1, 1)
     return _time_steps(lambda: float(train_step(real)), steps, warmup)
 
 
@@ -207,56 +229,77 @@ def _time_steps(step, steps, warmup):
     for _ in range(warmup):
         step()
         ran += 1
+    if TIMED_WINDOW:  # bench/profile_step.py's profiler, around the timed steps only
+        TIMED_WINDOW[0]()
     stamps = [time.perf_counter()]
     for _ in range(steps):
         step()
         ran += 1
         stamps.append(time.perf_counter())
+    if TIMED_WINDOW:
+        TIMED_WINDOW[1]()
     return [b - a for a, b in zip(stamps, stamps[1:])], warmup + steps, ran
 
 
-def run_plain_torch(steps, warmup):
+def run_plain_torch(steps, warmup, shape=SHAPES[28], bf16=False, channels_last=False):
+    import contextlib
+
     import torch
     from torch import nn
 
+    from zoo.models.blocks import upsampling_plan
+
     torch.manual_seed(0)
+    h0, w0, n = upsampling_plan(shape)
+    channels, width = shape[-1], 64
 
-    def bn(cls, n):  # Keras's BatchNormalization defaults
-        return cls(n, eps=1e-3, momentum=0.01)
+    def bn(cls, c):  # Keras's BatchNormalization defaults
+        return cls(c, eps=1e-3, momentum=0.01)
 
-    class Generator(nn.Module):
+    class Generator(nn.Module):  # blocks.dcgan_generator's layers, NCHW
         def __init__(self):
             super().__init__()
-            self.fc = nn.Sequential(nn.Linear(LATENT, 7 * 7 * 128, bias=False), bn(nn.BatchNorm1d, 7 * 7 * 128), nn.ReLU())
-            self.conv = nn.Sequential(
-                nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), bn(nn.BatchNorm2d, 64), nn.ReLU(),
-                nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),
-            )
+            self.f = width * 2 ** (n - 1)
+            self.fc = nn.Sequential(nn.Linear(LATENT, h0 * w0 * self.f, bias=False), bn(nn.BatchNorm1d, h0 * w0 * self.f),
+                                    nn.ReLU())
+            convs, f = [], self.f
+            for _ in range(n - 1):
+                convs += [nn.ConvTranspose2d(f, f // 2, 4, 2, 1, bias=False), bn(nn.BatchNorm2d, f // 2), nn.ReLU()]
+                f //= 2
+            self.conv = nn.Sequential(*convs, nn.ConvTranspose2d(f, channels, 4, 2, 1), nn.Tanh())
 
         def forward(self, z):
-            return self.conv(self.fc(z).view(-1, 128, 7, 7))
+            h = self.fc(z).view(-1, self.f, h0, w0)
+            return self.conv(h.contiguous(memory_format=torch.channels_last) if channels_last else h)
 
-    D = nn.Sequential(
-        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(64, 128, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Flatten(), nn.Linear(7 * 7 * 128, 1),
-    )
+    d_layers, c = [], channels
+    for i in range(n):  # blocks.dcgan_discriminator's
+        d_layers += [nn.Conv2d(c, width * 2**i, 4, 2, 1), nn.LeakyReLU(0.2)]
+        c = width * 2**i
+    D = nn.Sequential(*d_layers, nn.Flatten(), nn.Linear(c * h0 * w0, 1))
     G = Generator()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
     g_opt = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), eps=1e-7)
     d_opt = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), eps=1e-7)
     bce = nn.BCEWithLogitsLoss()
     ones, zeros = torch.ones(BATCH, 1), torch.zeros(BATCH, 1)
-    real = torch.rand(BATCH, 1, 28, 28) * 2 - 1
+    real = (torch.rand(BATCH, channels, *shape[:2]) * 2 - 1).contiguous(memory_format=fmt)
+    # Mixed bfloat16 as torch's AMP does it: weights, optimizer and losses in float32.
+    amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     def train_step():
-        fake = G(torch.randn(BATCH, LATENT))
+        with amp():
+            fake = G(torch.randn(BATCH, LATENT))
+            logits = D(torch.cat([real, fake.detach().to(real.dtype)]))
         d_opt.zero_grad()
-        logits = D(torch.cat([real, fake.detach()]))
-        d_loss = bce(logits, torch.cat([ones, zeros]))
+        d_loss = bce(logits.float(), torch.cat([ones, zeros]))
         d_loss.backward()
         d_opt.step()
         g_opt.zero_grad()
-        g_loss = bce(D(G(torch.randn(BATCH, LATENT))), ones)
+        with amp():
+            g_logits = D(G(torch.randn(BATCH, LATENT)))
+        g_loss = bce(g_logits.float(), ones)
         g_loss.backward()
         g_opt.step()
         return d_loss, g_loss
@@ -276,7 +319,7 @@ def limit_threads(n):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
 
-def worker(runner, steps, warmup, threads=None, model="dcgan"):
+def worker(runner, steps, warmup, threads=None, model="dcgan", image=28):
     runner = runner.split(":")[-1]
     if threads:
         limit_threads(threads)
@@ -291,6 +334,7 @@ def worker(runner, steps, warmup, threads=None, model="dcgan"):
             tf.config.threading.set_inter_op_parallelism_threads(threads)
     kind, spec = runner.split("/")
     backend, *flags = spec.split("+")
+    shape, bf16 = SHAPES[image], "bf16" in flags
     if kind == "zoo":
         # "auto" is Keras's default: XLA on JAX (always) and on TensorFlow
         # (+xla); the plain TF loop is a tf.function without XLA, so
@@ -298,13 +342,13 @@ def worker(runner, steps, warmup, threads=None, model="dcgan"):
         spe = next((int(f[3:]) for f in flags if f.startswith("spe")), 1)
         jit = ("xla" in flags) if backend == "tensorflow" else "auto"
         return run_zoo(steps, warmup, jit_compile=jit, steps_per_execution=spe, model=model,
-                       one_forward="3pass" not in flags)
+                       one_forward="3pass" not in flags, shape=shape, bf16=bf16)
     if model == "vaegan":
-        return run_plain_tf_vaegan(steps, warmup)
+        return run_plain_tf_vaegan(steps, warmup, shape=shape, bf16=bf16)
     if backend == "tensorflow":
         loop = next((int(f[4:]) for f in flags if f.startswith("loop")), 1)
-        return run_plain_tf(steps, warmup, loop)
-    return run_plain_torch(steps, warmup)
+        return run_plain_tf(steps, warmup, loop, shape=shape, bf16=bf16)
+    return run_plain_torch(steps, warmup, shape=shape, bf16=bf16, channels_last="cl" in flags)
 
 
 def load_average():
@@ -320,6 +364,8 @@ def main():
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--model", default="dcgan", choices=sorted(RUNNERS))
+    p.add_argument("--image", type=int, default=28, choices=sorted(SHAPES),
+                   help="28: 28x28x1 (MNIST's); 32: 32x32x3 (CIFAR-10's)")
     p.add_argument("--runners", default=None, help="comma-separated (default: every runner of --model)")
     p.add_argument("--threads", type=int, default=None,
                    help="cap every framework's intra-op threads (default: its own)")
@@ -328,7 +374,7 @@ def main():
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        secs, asked, ran = worker(args.worker, args.steps, args.warmup, args.threads, args.model)
+        secs, asked, ran = worker(args.worker, args.steps, args.warmup, args.threads, args.model, args.image)
         print(json.dumps({"step_seconds": secs, "steps_asked": asked, "steps_run": ran}))
         return
 
@@ -352,11 +398,13 @@ def main():
                 env["PYTHONPATH"] = os.pathsep.join([trees[r], env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
             before = load_average()
             cmd = [sys.executable, __file__, "--worker", r, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--model", args.model]
+                   "--model", args.model, "--image", str(args.image)]
             out = subprocess.run(
                 cmd + (["--threads", str(args.threads)] if args.threads else []),
-                env=env, capture_output=True, text=True, check=True,
+                env=env, capture_output=True, text=True,
             )
+            if out.returncode:
+                sys.exit(f"runner {r} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
             loads += [before, load_average()]
             res = json.loads(out.stdout.strip().splitlines()[-1])
             secs = res["step_seconds"]
@@ -367,7 +415,8 @@ def main():
                   f"load {loads[-2]:.1f}-{loads[-1]:.1f}", flush=True)
         per_round.append(speeds)
 
-    print(f"\n{TITLES[args.model]}, batch {BATCH}: steps/s = 1 / median step time in a round, median over "
+    shape = "x".join(map(str, SHAPES[args.image]))
+    print(f"\n{TITLES[args.model].format(shape)}, batch {BATCH}: steps/s = 1 / median step time in a round, median over "
           f"{args.rounds} interleaved rounds x {args.steps} timed steps, "
           f"{f'{args.threads} thread(s) per framework' if args.threads else 'default threads'}; "
           f"load average {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}) on {os.cpu_count()} CPUs")
@@ -376,18 +425,27 @@ def main():
         print(f"  {r:<{width}} {statistics.median(rounds):6.2f}   rounds: " + ", ".join(f"{v:.2f}" for v in rounds))
     for prefix in sorted({r.rsplit("zoo/", 1)[0] for r in runners if "zoo/" in r}, key=len):
         _ratios(prefix, per_round)
+    _precision_ratios(per_round)
 
 
 def counterpart(zoo_runner):
     """The plain loop a zoo runner is compared with, or None: the same framework
     and the same steps per call (speN <-> loopN); XLA and JAX have none."""
     backend, *flags = zoo_runner.split("zoo/", 1)[1].split("+")
+    bf16 = "+bf16" if "bf16" in flags else ""
+    flags = [f for f in flags if f != "bf16"]
     spe = [f for f in flags if f.startswith("spe")]
     if backend == "tensorflow" and not [f for f in flags if not f.startswith("spe")]:
-        return "plain/tensorflow" + (f"+loop{spe[0][3:]}" if spe else "")
+        return "plain/tensorflow" + (f"+loop{spe[0][3:]}" if spe else "") + bf16
     if backend == "torch" and not flags:
-        return "plain/torch"
+        return "plain/torch" + bf16
     return None
+
+
+def float32_of(runner):
+    """The float32 runner a +bf16 one is compared with."""
+    head, _, spec = runner.rpartition("/")
+    return head + "/" + "+".join(f for f in spec.split("+") if f != "bf16")
 
 
 def _ratios(prefix, per_round):
@@ -406,6 +464,16 @@ def _ratios(prefix, per_round):
         own = counterpart(r)
         if own in per_round[0]:
             line(f"{r} / {own}", [s[r] / s[own] for s in per_round], 0.85)
+
+
+def _precision_ratios(per_round):
+    pairs = [(r, float32_of(r)) for r in per_round[0] if "+bf16" in r and float32_of(r) in per_round[0]]
+    if pairs:
+        print()
+    for r, f32 in pairs:
+        ratios = [s[r] / s[f32] for s in per_round]
+        print(f"  {r} / {f32}: median {statistics.median(ratios):.3f}x   rounds: "
+              + ", ".join(f"{v:.3f}" for v in ratios) + "   (target >= 2.0 on CPUs with bfloat16 units)")
 
 
 
