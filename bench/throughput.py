@@ -371,8 +371,43 @@ def main():
                    help="cap every framework's intra-op threads (default: its own)")
     p.add_argument("--compare-with", default=None, metavar="DIR",
                    help="also run the zoo runners with the zoo package from DIR")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="also write what it prints to FILE (atomically, when the run ends)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.out and not args.worker:
+        return _written_to(args.out, lambda: run(args))
+    run(args)
+
+
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for s in self.streams:
+            s.write(text)
+
+    def flush(self):
+        for s in self.streams:
+            s.flush()
+
+
+def _written_to(path, fn):
+    """Run fn with stdout also going to path's temporary twin, renamed to path
+    only once fn returns: a cut-off run leaves no half a results file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        stdout, sys.stdout = sys.stdout, _Tee(sys.stdout, f)
+        try:
+            fn()
+        finally:
+            sys.stdout = stdout
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
+def run(args):
     if args.worker:
         secs, asked, ran = worker(args.worker, args.steps, args.warmup, args.threads, args.model, args.image)
         print(json.dumps({"step_seconds": secs, "steps_asked": asked, "steps_run": ran}))
