@@ -401,8 +401,12 @@ def _written_to(path, fn):
         stdout, sys.stdout = sys.stdout, _Tee(sys.stdout, f)
         try:
             fn()
-        finally:
+        except BaseException:
             sys.stdout = stdout
+            f.close()
+            os.remove(tmp)
+            raise
+        sys.stdout = stdout
     os.replace(tmp, path)
     print(f"wrote {path}")
 
