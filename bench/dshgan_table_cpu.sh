@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# #24's table (point 3) on this 2-core CPU: the rows of bench/dshgan_table_gpu.sh
+# (DSH-GAN with synthetic triplets, the real-only ablation, the classification
+# stream alone, LSH / ITQ on pixels; the presets' hashing network and schedule;
+# 5,000 and 1,000 labels; two seeds), at 12 bits by default and with a budget that
+# fits one session: JOBS processes at a time (one thread each, so that two jobs
+# keep two cores busy without stealing from each other), each row its own process.
+#
+#   bash bench/dshgan_table_cpu.sh DEST [PRETRAIN_STEPS HASH_STEPS]
+#
+# Sizing on an AMX machine (TensorFlow, one core): the real-only and classification
+# rows about 0.45 s a hash step, DSH-GAN's hash phase about 4x that (G makes every
+# triplet's positive and negative), G's pre-training about 0.3 s a step; at the
+# defaults (1,500 and 1,000 steps) the 12 trained rows take about 3.5 core-hours,
+# so under two hours with JOBS=2. Every figure is bench/dshgan_cifar10.py's, with
+# its command and commit; choices read the validation columns only.
+set -u
+DEST=${1:-bench/results/dshgan_table_cpu}
+PRE=${2:-1500} HASH=${3:-1000}
+BITS=${BITS:-12} SEEDS=${SEEDS:-0 1} LABELS=${LABELS:-500 100} JOBS=${JOBS:-2}
+RUN=$(mktemp -d)
+mkdir -p "$DEST"
+export KERAS_BACKEND=${KERAS_BACKEND:-tensorflow} PYTHONUNBUFFERED=1
+export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
+PY=${PYTHON:-python3}
+net="--hasher resnet --hasher-norm batch --hash-augment translation,flip --optimizer adamw_cosine
+     --pretrain-steps $PRE --hash-steps $HASH --hash-labelled-fraction 1 --no-save"
+net=$(echo $net)
+$PY -c "from zoo.data import cifar10_hashing_split as s; print(s())" || exit 1  # decode the JPEGs once
+
+val_of() { [ "$1" -ge 500 ] && echo 50 || echo $(( $1 / 10 )); }  # a tenth of the labels
+
+jobs_file="$RUN/jobs.txt"
+for L in $LABELS; do
+    lab="--labels-per-class $L --validation-per-class $(val_of "$L")"
+    mkdir -p "$RUN/L$L"
+    # The longest jobs first, so that the queue ends with short ones.
+    for S in $SEEDS; do
+        echo "$PY -m bench.dshgan_cifar10 $net $lab --seed $S --methods dsh --bits $BITS --out $RUN/L$L/dsh_s$S > $RUN/L$L.dsh_s$S.log 2>&1"
+    done
+    for S in $SEEDS; do
+        for m in real cls; do
+            echo "$PY -m bench.dshgan_cifar10 $net $lab --seed $S --methods $m --bits $BITS --out $RUN/L$L/${m}_s$S > $RUN/L$L.${m}_s$S.log 2>&1"
+        done
+    done
+    echo "$PY -m bench.dshgan_cifar10 $net $lab --methods lsh itq --bits $BITS --out $RUN/L$L/pixels > $RUN/L$L.pixels.log 2>&1"
+done > "$jobs_file"
+xargs -P "$JOBS" -I{} -d '\n' bash -c {} < "$jobs_file"
+
+for L in $LABELS; do
+    parts=()
+    for p in "$RUN/L$L"/*/; do
+        [ -f "$p/results.json" ] && parts+=("${p%/}")
+    done
+    out="$DEST/labels$((L * 10))"
+    mkdir -p "$out"
+    $PY -m bench.dshgan_cifar10 --merge "${parts[@]}" --out "$out"
+    for log in "$RUN"/L$L.*.log; do
+        echo "===== $(basename "$log" .log)"; grep -v "^\s*$" "$log" | grep -v "^Epoch\|ms/step" | tail -n 40
+    done > "$out/log.txt"
+done
+cat "$DEST"/labels*/table.txt
