@@ -153,7 +153,7 @@ def run_plain_tf(steps, warmup, loop=1, shape=SHAPES[28], bf16=False):
     @tf.function
     def train_step(real):
         z = tf.random.normal((BATCH, LATENT))
-        fake = tf.cast(G(z, training=True), real.dtype)  # bfloat16 under mixed_bfloat16
+        fake = tf.cast(G(z, training=True), real.dtype)  # G gives bfloat16 under mixed_bfloat16; D casts back
         with tf.GradientTape() as tape:
             logits = D(tf.concat([real, fake], 0), training=True)
             labels = tf.concat([tf.ones((BATCH, 1)), tf.zeros((BATCH, 1))], 0)
