@@ -25,7 +25,9 @@ export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
 PY=${PYTHON:-python3}
 net="--hasher resnet --hasher-norm batch --hash-augment translation,flip --optimizer adamw_cosine
      --pretrain-steps $PRE --hash-steps $HASH --hash-labelled-fraction 1 --no-save"
-net=$(echo $net)
+# The recipe's classification weight, q/12 (recipes/train.py _dshgan): one code length a run.
+[ "$(echo $BITS | wc -w)" = 1 ] || { echo "BITS: one code length a run (the class weight follows it)"; exit 1; }
+net="$(echo $net) --class-weight $(awk "BEGIN {print $BITS / 12}")"
 $PY -c "from zoo.data import cifar10_hashing_split as s; print(s())" || exit 1  # decode the JPEGs once
 
 val_of() { [ "$1" -ge 500 ] && echo 50 || echo $(( $1 / 10 )); }  # a tenth of the labels
@@ -46,6 +48,14 @@ for L in $LABELS; do
     echo "$PY -m bench.dshgan_cifar10 $net $lab --methods lsh itq --bits $BITS --out $RUN/L$L/pixels > $RUN/L$L.pixels.log 2>&1"
 done > "$jobs_file"
 xargs -P "$JOBS" -I{} -d '\n' bash -c {} < "$jobs_file"
+failed=0
+for log in "$RUN"/L*.log; do  # a row that failed must not vanish from the table
+    dir="$RUN/$(basename "$log" .log | tr . /)"
+    if [ ! -f "$dir/results.json" ]; then
+        echo "FAILED: $(basename "$log" .log); its log ends:"; tail -n 5 "$log"; failed=1
+    fi
+done
+[ "$failed" = 0 ] || exit 1
 
 for L in $LABELS; do
     parts=()

@@ -93,12 +93,15 @@ def _vaegan_opts(lr=3e-4):
     return lambda: dict(enc_optimizer=adam(lr), dec_optimizer=adam(lr), dis_optimizer=adam(lr))
 
 
-def adamw_cosine(lr, steps, warmup=500, weight_decay=0.05):
-    """AdamW with a linear warm-up and a cosine decay to 0 over `steps`; the
-    recipe's `--steps` must match. (SGD with Nesterov momentum at the CIFAR
+def adamw_cosine(lr, steps, warmup=None, weight_decay=0.05):
+    """AdamW with a linear warm-up (500 steps, or a quarter of a shorter schedule)
+    and a cosine decay to 0 over `steps`; the recipe's `--steps` must match. (SGD with Nesterov momentum at the CIFAR
     ResNets' 0.05 collapsed the hashing net to chance within 1,000 steps, and at
     0.02 its training loss rose again at the peak rate; AdamW at 1e-3 kept
     falling: bench/results/dshgan_optimizer_pilot.txt, training loss only.)"""
+    warmup = min(500, steps // 4) if warmup is None else warmup
+    if not 0 <= warmup < steps:
+        raise ValueError(f"adamw_cosine: the warm-up ({warmup} steps) must be shorter than the schedule ({steps} steps).")
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps - warmup, warmup_target=lr, warmup_steps=warmup)
     return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
@@ -515,7 +518,8 @@ def _train(argv=None):
         evaluate.write_precision_recall(model, data_path, preset_path, command=metadata["command"],
                                         protocol_seed=args.protocol_seed)
     hub.write_sample_grid(preset_path)
-    hub.write_model_card(preset_path)
+    # Named after the recipe, as saved_models/ bundles it (the run's folder is often "preset").
+    hub.write_model_card(preset_path, args.recipe)
     # The run is complete: its phase checkpoints are no longer needed.
     shutil.rmtree(phase_dir, ignore_errors=True)
     summary = {"recipe": args.recipe, "command": metadata["command"], "git_commit": metadata["git_commit"],

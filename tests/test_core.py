@@ -350,7 +350,9 @@ def test_recipe_reproduce_command_retrains_the_same_weights(tmp_path, mnist_path
     assert first["training"]["steps"] == 6
     # The preset folder is complete as bundled (a copy into saved_models/ needs nothing more).
     card = (tmp_path / "a" / "preset" / "README.md").read_text()
-    assert "gan_mlp_mnist" in card and (tmp_path / "a" / "preset" / "samples.png").exists()
+    # Named after the recipe, not after the run's "preset" folder.
+    assert "\n# gan_mlp_mnist\n" in card and 'from_preset("gan_mlp_mnist")' in card and "# preset\n" not in card
+    assert (tmp_path / "a" / "preset" / "samples.png").exists()
     # The device it trained on (step speed, and bf16's gain, depend on the CPU's units).
     assert re.fullmatch(r"\w+ on .+, \d+ logical CPUs(, units: .+)?", first["training"]["device"])
     assert first["reproduce"].endswith("--steps 6") and "--minutes" not in first["reproduce"]

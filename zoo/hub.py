@@ -76,14 +76,15 @@ def card_metadata(meta):
     return block
 
 
-def model_card(folder):
-    """The model card (README.md text) of a preset folder, from its metadata.json."""
+def model_card(folder, name=None):
+    """The model card (README.md text) of a preset folder, from its metadata.json;
+    `name`: the preset's name in it (default: the folder's)."""
     import yaml
 
     folder = Path(folder)
     meta = presets.load_metadata(folder)
     kind = _kind(meta)
-    name = folder.name
+    name = name or folder.name
     lines = ["---", yaml.safe_dump(card_metadata(meta), sort_keys=False, width=1000).rstrip(), "---", "",
              f"# {name}", "", meta.get("description", f"A {kind} preset of keras-gan-zoo."), ""]
     lines += ["## Use", "", "```python", "import zoo", "",
@@ -127,10 +128,10 @@ def model_card(folder):
     return "\n".join(lines)
 
 
-def write_model_card(folder):
+def write_model_card(folder, name=None):
     """Write README.md (the model card) into a preset folder, atomically; returns its path."""
     folder = Path(folder)
-    text = model_card(folder)
+    text = model_card(folder, name)
     fd, tmp = tempfile.mkstemp(prefix=".README.", dir=folder)
     with os.fdopen(fd, "w") as f:
         f.write(text)
