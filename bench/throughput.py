@@ -505,8 +505,19 @@ def _ratios(prefix, per_round):
             line(f"{r} / {own}", [s[r] / s[own] for s in per_round], 0.85)
 
 
+def _baseline_of(runner, ran):
+    """The float32 runner a +bf16 one is compared with: the same runner, or, when
+    only the default layout ran in float32, that one (plain/torch+bf16+cl against
+    plain/torch: what the layout and the precision gain together)."""
+    for f32 in (float32_of(runner), float32_of(runner.replace("+cl", ""))):
+        if f32 in ran:
+            return f32
+    return None
+
+
 def _precision_ratios(per_round):
-    pairs = [(r, float32_of(r)) for r in per_round[0] if "+bf16" in r and float32_of(r) in per_round[0]]
+    pairs = [(r, _baseline_of(r, per_round[0])) for r in per_round[0] if "+bf16" in r]
+    pairs = [(r, f32) for r, f32 in pairs if f32]
     if pairs:
         print()
     for r, f32 in pairs:

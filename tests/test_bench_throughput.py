@@ -36,6 +36,10 @@ def test_a_bfloat16_runner_is_compared_with_the_same_runner_in_float32(capsys):
     assert "zoo/torch+bf16 / zoo/torch: median 1.500x   rounds: 1.500, 2.500, 1.000" in out
     # Negative control: a bf16 runner whose float32 twin did not run gets no ratio.
     assert "plain/torch+bf16 /" not in out
+    # Channels-last bf16 falls back to the default layout's float32 when only that ran.
+    assert throughput._baseline_of("plain/torch+bf16+cl", {"plain/torch": 1.0}) == "plain/torch"
+    assert throughput._baseline_of("plain/torch+bf16+cl", {"plain/torch+cl": 1.0, "plain/torch": 1.0}) == "plain/torch+cl"
+    assert throughput._baseline_of("plain/torch+bf16", {"zoo/torch": 1.0}) is None
 
 
 def test_a_results_file_appears_only_when_the_run_completes(tmp_path, capsys):
