@@ -25,7 +25,7 @@ import time
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from provenance import cpu_description, git_commit  # noqa: E402
+from provenance import cpu_description, git_commit, write_results  # noqa: E402
 
 N, H, CIN, COUT, K = 64, 16, 128, 256, 5
 FLOP = 3 * 2 * N * H * H * CIN * COUT * K * K  # forward + input grad + filter grad
@@ -128,11 +128,8 @@ def main():
                      f"{statistics.median([x / t for x, t in zip(a, tf32)]):13.2f}")
     print("\n".join(lines[-(len(JAX_FLAGS) + 4):]))
     if args.out:
-        tmp = f"{args.out}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.replace(tmp, args.out)
-        print(f"wrote {args.out}")
+        text = "\n".join(lines) + "\n"
+        print(f"wrote {write_results(args.out, text)}")
 
 
 if __name__ == "__main__":

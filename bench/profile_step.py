@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import throughput as T  # noqa: E402  (bench/throughput.py: the same nets and loops)
-from provenance import cpu_description, git_commit  # noqa: E402
+from provenance import cpu_description, git_commit, write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "profile_step"
 RUNNERS = {"dcgan": ["zoo/tensorflow", "plain/tensorflow", "zoo/torch", "plain/torch"],
@@ -61,23 +61,6 @@ def group_of(op):
     return next((g for g, keys in GROUPS if any(k in op for k in keys)), "other")
 
 
-def _zoo_model(model, shape, bf16):
-    import keras
-
-    from zoo.models import GAN, VAEGAN
-
-    keras.utils.set_random_seed(0)
-    T._policy(bf16)
-    adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)  # noqa: E731
-    if model == "vaegan":
-        m = VAEGAN.larsen(shape, latent_dim=T.VAEGAN_LATENT, width=T.VAEGAN_WIDTH, gamma=T.VAEGAN_GAMMA, seed=0)
-        m.compile(enc_optimizer=adam(), dec_optimizer=adam(), dis_optimizer=adam(), jit_compile=False)
-    else:
-        m = GAN.dcgan(shape, latent_dim=T.LATENT, seed=0)
-        m.compile(d_optimizer=adam(), g_optimizer=adam(), jit_compile=False)
-    return m
-
-
 def _run(runner, model, shape, bf16, steps, warmup):
     """A function that runs `warmup` steps and then, inside `window` (start, stop),
     `steps` steps of the runner."""
@@ -85,7 +68,7 @@ def _run(runner, model, shape, bf16, steps, warmup):
 
     kind, backend = runner.split("/")
     if kind == "zoo":
-        m = _zoo_model(model, shape, bf16)
+        m = T.zoo_model(model, shape, bf16, jit_compile=False)
 
         def run(window):
             x = np.random.default_rng(0).uniform(-1, 1, (T.BATCH * max(steps, warmup), *shape)).astype("float32")
@@ -207,13 +190,10 @@ def main():
         print("\n".join(block), flush=True)
         lines += block
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_results(out, "\n".join(lines) + "\n")
     raw = {f"{r} {'bf16' if b else 'f32'}": v for (r, b), v in results.items()}
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"command": lines[0][9:], "commit": lines[1][8:], "runs": raw}, indent=1))
-    tmp.replace(out.with_suffix(".json"))
+    write_results(out.with_suffix(".json"),
+                  json.dumps({"command": lines[0][9:], "commit": lines[1][8:], "runs": raw}, indent=1))
     print(f"wrote {out}")
 
 

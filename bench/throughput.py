@@ -68,6 +68,7 @@ before and after a change, side by side in one run.
 """
 
 import argparse
+import io
 import json
 import os
 import shlex
@@ -80,7 +81,7 @@ import time
 # PYTHONPATH (another tree's zoo) still comes first.
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from provenance import cpu_description, git_commit  # noqa: E402  (bench/provenance.py)
+from provenance import cpu_description, git_commit, write_results  # noqa: E402  (bench/provenance.py)
 
 BATCH, LATENT = 64, 100
 SHAPES = {28: (28, 28, 1), 32: (32, 32, 3)}
@@ -100,11 +101,9 @@ def _policy(bf16):
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
 
 
-def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", one_forward=True,
-            shape=SHAPES[28], bf16=False):
+def zoo_model(model, shape, bf16=False, one_forward=True, **compile_kwargs):
+    """The zoo's DCGAN or VAE-GAN, seeded and compiled with the benches' Adam."""
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from zoo.models import GAN, VAEGAN
 
@@ -118,7 +117,18 @@ def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", on
     else:
         gan = GAN.dcgan(shape, latent_dim=LATENT, seed=0)
         opts = dict(d_optimizer=adam(), g_optimizer=adam())
-    gan.compile(**opts, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    gan.compile(**opts, **compile_kwargs)
+    return gan
+
+
+def run_zoo(steps, warmup, jit_compile, steps_per_execution=1, model="dcgan", one_forward=True,
+            shape=SHAPES[28], bf16=False):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    gan = zoo_model(model, shape, bf16, one_forward, jit_compile=jit_compile,
+                    steps_per_execution=steps_per_execution)
     x = np.random.default_rng(0).uniform(-1, 1, (BATCH, *shape)).astype("float32")
     ds = tf.data.Dataset.from_tensors(x).repeat()
     stamps = []
@@ -394,21 +404,15 @@ class _Tee:
 
 
 def _written_to(path, fn):
-    """Run fn with stdout also going to path's temporary twin, renamed to path
-    only once fn returns: a cut-off run leaves no half a results file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        stdout, sys.stdout = sys.stdout, _Tee(sys.stdout, f)
-        try:
-            fn()
-        except BaseException:
-            sys.stdout = stdout
-            f.close()
-            os.remove(tmp)
-            raise
+    """Run fn with stdout also kept, and write what it printed to path once fn
+    returns (atomically): a cut-off run leaves no half a results file."""
+    kept = io.StringIO()
+    stdout, sys.stdout = sys.stdout, _Tee(sys.stdout, kept)
+    try:
+        fn()
+    finally:
         sys.stdout = stdout
-    os.replace(tmp, path)
-    print(f"wrote {path}")
+    print(f"wrote {write_results(path, kept.getvalue())}")
 
 
 def run(args):
