@@ -8,17 +8,25 @@
 #
 #   bash bench/dshgan_table_cpu.sh DEST [PRETRAIN_STEPS HASH_STEPS]
 #
+# RUN=DIR keeps the rows' folders there (a temporary folder otherwise). With the same
+# RUN, a second invocation (say on a core that became free) takes the rows nobody has
+# claimed, and a rerun after an interruption redoes only the rows without results;
+# the run that finds every row done merges the table.
+#
 # Sizing on an AMX machine (TensorFlow, one core): the real-only and classification
 # rows about 0.45 s a hash step, DSH-GAN's hash phase about 4x that (G makes every
-# triplet's positive and negative), G's pre-training about 0.3 s a step; at the
-# defaults (1,500 and 1,000 steps) the 12 trained rows take about 3.5 core-hours,
-# so under two hours with JOBS=2. Every figure is bench/dshgan_cifar10.py's, with
+# triplet's positive and negative), G's pre-training about 0.3 s a step, and each
+# row's scoring (60,000 images encoded once) about 2 minutes; at the defaults (1,500
+# and 1,000 steps) the 12 trained rows take about 3.5 core-hours, so under two hours
+# with JOBS=2; at 1,000 and 500 about 2.3 core-hours. Every figure is
+# bench/dshgan_cifar10.py's, with
 # its command and commit; choices read the validation columns only.
 set -u
 DEST=${1:-bench/results/dshgan_table_cpu}
 PRE=${2:-1500} HASH=${3:-1000}
 BITS=${BITS:-12} SEEDS=${SEEDS:-0 1} LABELS=${LABELS:-500 100} JOBS=${JOBS:-2}
-RUN=$(mktemp -d)
+RUN=${RUN:-$(mktemp -d)}
+mkdir -p "$RUN"
 mkdir -p "$DEST"
 export KERAS_BACKEND=${KERAS_BACKEND:-tensorflow} PYTHONUNBUFFERED=1
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
@@ -32,30 +40,50 @@ $PY -c "from zoo.data import cifar10_hashing_split as s; print(s())" || exit 1  
 
 val_of() { [ "$1" -ge 500 ] && echo 50 || echo $(( $1 / 10 )); }  # a tenth of the labels
 
-jobs_file="$RUN/jobs.txt"
+# One row: skipped when done or claimed by a live process, else claimed (a folder is
+# made atomically, so two runs sharing RUN never train the same row) and run.
+row() {
+    local dir=$1 log=$2; shift 2
+    [ -f "$dir/results.json" ] && return 0
+    if ! mkdir "$dir.claim" 2>/dev/null; then
+        kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null && return 0
+    fi
+    echo $$ > "$dir.claim/pid"
+    "$@" --out "$dir" > "$log" 2>&1
+}
+export -f row
+
+jobs_file="$RUN/jobs.$$.txt"
 for L in $LABELS; do
     lab="--labels-per-class $L --validation-per-class $(val_of "$L")"
     mkdir -p "$RUN/L$L"
     # The longest jobs first, so that the queue ends with short ones.
     for S in $SEEDS; do
-        echo "$PY -m bench.dshgan_cifar10 $net $lab --seed $S --methods dsh --bits $BITS --out $RUN/L$L/dsh_s$S > $RUN/L$L.dsh_s$S.log 2>&1"
+        echo "row $RUN/L$L/dsh_s$S $RUN/L$L.dsh_s$S.log $PY -m bench.dshgan_cifar10 $net $lab --seed $S --methods dsh --bits $BITS"
     done
     for S in $SEEDS; do
         for m in real cls; do
-            echo "$PY -m bench.dshgan_cifar10 $net $lab --seed $S --methods $m --bits $BITS --out $RUN/L$L/${m}_s$S > $RUN/L$L.${m}_s$S.log 2>&1"
+            echo "row $RUN/L$L/${m}_s$S $RUN/L$L.${m}_s$S.log $PY -m bench.dshgan_cifar10 $net $lab --seed $S --methods $m --bits $BITS"
         done
     done
-    echo "$PY -m bench.dshgan_cifar10 $net $lab --methods lsh itq --bits $BITS --out $RUN/L$L/pixels > $RUN/L$L.pixels.log 2>&1"
+    echo "row $RUN/L$L/pixels $RUN/L$L.pixels.log $PY -m bench.dshgan_cifar10 $net $lab --methods lsh itq --bits $BITS"
 done > "$jobs_file"
 xargs -P "$JOBS" -I{} -d '\n' bash -c {} < "$jobs_file"
-failed=0
+failed=0 elsewhere=0
 for log in "$RUN"/L*.log; do  # a row that failed must not vanish from the table
     dir="$RUN/$(basename "$log" .log | tr . /)"
     if [ ! -f "$dir/results.json" ]; then
-        echo "FAILED: $(basename "$log" .log); its log ends:"; tail -n 5 "$log"; failed=1
+        if kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null; then
+            elsewhere=1
+        else
+            echo "FAILED: $(basename "$log" .log); its log ends:"; tail -n 5 "$log"; failed=1
+        fi
     fi
 done
 [ "$failed" = 0 ] || exit 1
+if [ "$elsewhere" = 1 ]; then
+    echo "rows still run by another invocation sharing $RUN: the last one to end merges the table"; exit 0
+fi
 
 for L in $LABELS; do
     parts=()

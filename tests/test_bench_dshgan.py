@@ -1,6 +1,7 @@
 """bench/dshgan_cifar10.py's protocol helpers: fewer labels, validation beside
 test figures, and the merged table's spread over seeds (no training here)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -81,3 +82,21 @@ def test_merged_table_gives_the_spread_over_seeds_and_no_machine_paths(tmp_path)
     with pytest.raises(ValueError, match="different numbers of labels"):
         bench.write_table(parts[1], ["h"], [], {"args": {}}, labelled=5000)
         bench.merge(out, parts)
+
+
+def test_both_protocols_come_from_one_encoding_of_the_shared_images():
+    split = bench.fewer_labels(toy_split(), 10, seed=1)
+    validation = validation_split(split, 2, seed=0)
+    calls = []
+
+    def encode(ix):  # deterministic, so one pass over every image must give the same figures
+        calls.append(len(ix))
+        return label_codes(split, noise=0.3)(np.arange(len(split.y)))[ix]
+
+    once = bench.Protocols(split, validation).figures(encode)
+    assert calls == [len(split.y)]
+    # Control: a validation split holding its own copy of the images is encoded part by part.
+    calls.clear()
+    apart = bench.Protocols(split, dataclasses.replace(validation, x=validation.x.copy())).figures(encode)
+    assert len(calls) == 4 and apart == pytest.approx(once)
+    assert once["map"] < 0.9  # the noisy codes are not trivially perfect
