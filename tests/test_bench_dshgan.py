@@ -100,3 +100,50 @@ def test_both_protocols_come_from_one_encoding_of_the_shared_images():
     apart = bench.Protocols(split, dataclasses.replace(validation, x=validation.x.copy())).figures(encode)
     assert len(calls) == 4 and apart == pytest.approx(once)
     assert once["map"] < 0.9  # the noisy codes are not trivially perfect
+
+
+STUB_PYTHON = r"""#!/usr/bin/env bash
+# Stands in for python in bench/dshgan_table_cpu.sh: a row writes results.json, --merge a table.
+[ "$1" = -c ] && exit 0
+shift 2  # -m bench.dshgan_cifar10
+args="$*"; out=${args##*--out }
+if [[ " $* " == *" --merge "* ]]; then mkdir -p "$out" && echo "$*" > "$out/table.txt"; exit 0; fi
+echo "$out" >> "$STUB_LOG"
+sleep 0.5
+[[ -n "${STUB_FAIL:-}" && "$*" == *"$STUB_FAIL"* ]] && exit 1
+mkdir -p "$out" && echo {} > "$out/results.json"
+"""
+
+
+def run_table(tmp_path, **env):
+    import os
+    import subprocess
+    stub = tmp_path / "python"
+    stub.write_text(STUB_PYTHON)
+    stub.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(stub), "RUN": str(tmp_path / "run"), "SEEDS": "0", "LABELS": "100",
+           "JOBS": "1", "STUB_LOG": str(tmp_path / "rows.txt"), **env}
+    return subprocess.Popen(["bash", "bench/dshgan_table_cpu.sh", str(tmp_path / "dest"), "1", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_table_script_shares_rows_between_two_runs_and_redoes_only_missing_ones(tmp_path):
+    first, second = run_table(tmp_path), run_table(tmp_path)
+    outs = [p.communicate(timeout=60)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    rows = (tmp_path / "rows.txt").read_text().split()
+    assert len(rows) == 4 and len(set(rows)) == 4  # dsh, real, cls, pixels: each trained once
+    assert (tmp_path / "dest/labels1000/table.txt").exists()
+    # A rerun after an interruption trains only the row whose results are missing.
+    (tmp_path / "run/L100/cls_s0/results.json").unlink()
+    (tmp_path / "rows.txt").unlink()
+    rerun = run_table(tmp_path)
+    assert rerun.wait(timeout=60) == 0
+    assert [r.rsplit("/", 1)[-1] for r in (tmp_path / "rows.txt").read_text().split()] == ["cls_s0"]
+
+
+def test_table_script_fails_on_a_row_without_results(tmp_path):
+    proc = run_table(tmp_path, STUB_FAIL="--methods real")  # control: one row fails
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1 and "FAILED: L100.real_s0" in out
+    assert not (tmp_path / "dest/labels1000/table.txt").exists()
