@@ -462,7 +462,8 @@ def _train(argv=None):
         if h.history and "val_map" in h.history:  # this run's curve (a resumed run: from where it resumed)
             curve = [{"epoch": e + 1, "val_map": round(float(v), 4)} for e, v in enumerate(h.history["val_map"])]
             (out / f"validation_curve_{tag}.json").write_text(json.dumps(
-                {"steps_per_epoch": steps, "evaluated_every_epochs": VALIDATION_EVERY_EPOCHS,
+                {"command": command_line(argv), "git_commit": git_commit(__file__),
+                 "steps_per_epoch": steps, "evaluated_every_epochs": VALIDATION_EVERY_EPOCHS,
                  "database": VALIDATION_DATABASE, "curve": curve}, indent=1))
         phase_steps.append(int(keras.ops.convert_to_numpy(model.optimizer.iterations)) - first_step)
         if len(recipe.phases) > 1:
