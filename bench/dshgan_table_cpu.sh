@@ -96,8 +96,12 @@ for L in $LABELS; do
     out="$DEST/labels$((L * 10))"
     mkdir -p "$out"
     $PY -m bench.dshgan_cifar10 --merge "${parts[@]}" --out "$out"
-    for log in "$RUN"/L$L.*.log; do
-        echo "===== $(basename "$log" .log)"; grep -v "^\s*$" "$log" | grep -v "^Epoch\|ms/step" | tail -n 40
-    done > "$out/log.txt"
+    {
+        echo "command: BITS=$BITS SEEDS=\"$SEEDS\" LABELS=\"$LABELS\" bash bench/dshgan_table_cpu.sh $DEST $PRE $HASH"
+        echo "git commit: $(git -C "$(dirname "$0")" rev-parse HEAD 2>/dev/null || echo unknown) (each row's own: results.json)"
+        for log in "$RUN"/L$L.*.log; do
+            echo "===== $(basename "$log" .log)"; grep -v "^\s*$" "$log" | grep -v "^Epoch\|ms/step" | tail -n 40
+        done
+    } > "$out/log.txt"
 done
 cat "$DEST"/labels*/table.txt

@@ -134,6 +134,8 @@ def test_table_script_shares_rows_between_two_runs_and_redoes_only_missing_ones(
     rows = (tmp_path / "rows.txt").read_text().split()
     assert len(rows) == 4 and len(set(rows)) == 4  # dsh, real, cls, pixels: each trained once
     assert (tmp_path / "dest/labels1000/table.txt").exists()
+    log = (tmp_path / "dest/labels1000/log.txt").read_text()
+    assert "bash bench/dshgan_table_cpu.sh" in log and "git commit: " in log
     # A rerun after an interruption trains only the row whose results are missing.
     (tmp_path / "run/L100/cls_s0/results.json").unlink()
     (tmp_path / "rows.txt").unlink()
