@@ -44,14 +44,21 @@ $PY -c "from zoo.data import cifar10_hashing_split as s; print(s())" || exit 1  
 val_of() { [ "$1" -ge 500 ] && echo 50 || echo $(( $1 / 10 )); }  # a tenth of the labels
 
 # One row: skipped when done or claimed by a live process, else claimed (a folder is
-# made atomically, so two runs sharing RUN never train the same row) and run.
+# renamed into place atomically, so two runs sharing RUN never train the same row) and run.
 row() {
     local dir=$1 log=$2; shift 2
     [ -f "$dir/results.json" ] && return 0
-    if ! mkdir "$dir.claim" 2>/dev/null; then
-        kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null && return 0
+    # The claim appears with its pid inside (a folder renamed into place), so a
+    # second run never sees a claim without its owner.
+    local mine
+    mine=$(mktemp -d "$dir.claiming.XXXXXX") && echo $$ > "$mine/pid"
+    if ! mv -T "$mine" "$dir.claim" 2>/dev/null; then
+        # Done by its owner meanwhile, or its owner still at it: not ours.
+        if [ -f "$dir/results.json" ] || kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null; then
+            rm -rf "$mine"; return 0
+        fi
+        rm -rf "$dir.claim" && mv -T "$mine" "$dir.claim" || { rm -rf "$mine"; return 0; }  # its owner died
     fi
-    echo $$ > "$dir.claim/pid"
     "$@" --out "$dir" > "$log" 2>&1
 }
 export -f row
