@@ -53,8 +53,9 @@ row() {
     local mine
     mine=$(mktemp -d "$dir.claiming.XXXXXX") && echo $$ > "$mine/pid"
     if ! mv -T "$mine" "$dir.claim" 2>/dev/null; then
-        # Done by its owner meanwhile, or its owner still at it: not ours.
-        if [ -f "$dir/results.json" ] || kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null; then
+        # Its owner still at it, or done meanwhile (looked at after the owner is seen
+        # dead: an owner writes its results before it exits): not ours.
+        if kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null || [ -f "$dir/results.json" ]; then
             rm -rf "$mine"; return 0
         fi
         rm -rf "$dir.claim" && mv -T "$mine" "$dir.claim" || { rm -rf "$mine"; return 0; }  # its owner died
@@ -82,12 +83,11 @@ xargs -P "$JOBS" -I{} -d '\n' bash -c {} < "$jobs_file"
 failed=0 elsewhere=0
 for log in "$RUN"/L*.log; do  # a row that failed must not vanish from the table
     dir="$RUN/$(basename "$log" .log | tr . /)"
-    if [ ! -f "$dir/results.json" ]; then
-        if kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null; then
-            elsewhere=1
-        else
-            echo "FAILED: $(basename "$log" .log); its log ends:"; tail -n 5 "$log"; failed=1
-        fi
+    # The owner first, then its results (it writes them before it exits).
+    if kill -0 "$(cat "$dir.claim/pid" 2>/dev/null)" 2>/dev/null; then
+        [ -f "$dir/results.json" ] || elsewhere=1
+    elif [ ! -f "$dir/results.json" ]; then
+        echo "FAILED: $(basename "$log" .log); its log ends:"; tail -n 5 "$log"; failed=1
     fi
 done
 [ "$failed" = 0 ] || exit 1
