@@ -109,6 +109,6 @@ for L in $LABELS; do
         for log in "$RUN"/L$L.*.log; do
             echo "===== $(basename "$log" .log)"; grep -v "^\s*$" "$log" | grep -v "^Epoch\|ms/step" | tail -n 40
         done
-    } > "$out/log.txt"
+    } > "$out/log.txt.$$" && mv "$out/log.txt.$$" "$out/log.txt"  # two runs may merge at once
 done
 cat "$DEST"/labels*/table.txt
