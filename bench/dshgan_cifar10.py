@@ -394,11 +394,13 @@ def write_table(out, header, rows, extra, labelled=5000, validation=None):
                     return f"{'-':>16}"
                 return f"{np.mean(v):>7.4f} +- {(max(v) - min(v)) / 2:.4f}"
             lines.append(f"{bits:>4}  {method:<34} {len(g):>2} {spread('val_map')} {spread('map')}")
+    args = extra.get("args", {})
+    provenance = {k: args[k] for k in ("command", "commit") if k in args}
+    if provenance:  # the table names the run that wrote it (the rows' own runs: results.json)
+        lines += ["", *(f"{'git commit' if k == 'commit' else k}: {v}" for k, v in provenance.items())]
     table = "\n".join(lines)
     print(table)
     (out / "table.txt").write_text(table + "\n")
-    args = extra.get("args", {})
-    provenance = {k: args[k] for k in ("command", "commit") if k in args}
     for key in ("out", "pretrained"):  # no path of this machine in a results file
         if args.get(key):
             args[key] = portable(args[key])

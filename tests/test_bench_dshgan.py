@@ -75,6 +75,7 @@ def test_merged_table_gives_the_spread_over_seeds_and_no_machine_paths(tmp_path)
     bench.merge(out, parts)
     table = (out / "table.txt").read_text()
     assert "0.5300 +- 0.0300" in table and "0.5500 +- 0.0300" in table  # MAP, val MAP over 2 seeds
+    assert "command: python -m bench.dshgan_cifar10 --merge" in table and "git commit: " in table
     merged = json.loads((out / "results.json").read_text())
     assert merged["command"].startswith("python -m bench.dshgan_cifar10 --merge")
     assert merged["runs"]["real_s1"]["command"].endswith("--seed 1")
