@@ -14,7 +14,7 @@
 # the run that finds every row done merges the table.
 #
 # Sizing on an AMX machine (TensorFlow, one core): the real-only and classification
-# rows about 0.45 s a hash step, DSH-GAN's hash phase about 4x that (G makes every
+# rows about 0.4 s a hash step, DSH-GAN's hash phase about 5x that (2.1 s; G makes every
 # triplet's positive and negative), G's pre-training about 0.3 s a step, and each
 # row's scoring (60,000 images encoded once) about 2 minutes; at the defaults (1,500
 # and 1,000 steps) the 12 trained rows take about 3.5 core-hours, so under two hours
