@@ -15,8 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.provenance import write_results
-from recipes.provenance import git_commit
+from bench.provenance import git_commit, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = "bench/results"
