@@ -33,7 +33,8 @@ export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
 PY=${PYTHON:-python3}
 # G keeps the zoo's DSH-GAN recipe's mode-seeking term (weight 1): without it G's
 # pre-training collapses (intra-class diversity 0.185 of real images' after 1,000 steps
-# at 12 bits), and the synthetic rows would test a collapsed G. Rows without G ignore it.
+# at 12 bits, in an aborted first run of this table whose log was not kept), and the
+# synthetic rows would test a collapsed G. Rows without G ignore it.
 net="--hasher resnet --hasher-norm batch --hash-augment translation,flip --optimizer adamw_cosine
      --pretrain-steps $PRE --hash-steps $HASH --hash-labelled-fraction 1 --diversity-weight 1 --no-save"
 # The recipe's classification weight, q/12 (recipes/train.py _dshgan): one code length a run.
