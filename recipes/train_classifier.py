@@ -79,8 +79,9 @@ def build(args, steps_per_epoch):
     model = domain_classifier(SHAPES[args.dataset], 10, width=args.width, feature_dim=FEATURE_DIM[args.dataset],
                               name=f"classifier_{args.dataset}")
     steps = args.epochs * steps_per_epoch
-    lr = keras.optimizers.schedules.CosineDecay(
-        0.0, steps - steps_per_epoch, warmup_target=args.lr, warmup_steps=steps_per_epoch)
+    warm = steps_per_epoch if args.epochs > 1 else 0
+    lr = keras.optimizers.schedules.CosineDecay(0.0 if warm else args.lr, steps - warm,
+                                                warmup_target=args.lr if warm else None, warmup_steps=warm)
     model.compile(
         optimizer=keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
@@ -88,14 +89,25 @@ def build(args, steps_per_epoch):
     return model
 
 
+def rng_states(model):
+    # Dropout's SeedGenerators: Keras saves none of them with a Functional model,
+    # and a resumed run would drop other units than the uninterrupted one.
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
 def save_backup(model, state, folder):
-    """Model + optimizer + the run's state, replaced atomically."""
+    """Model + optimizer of epoch state["epoch"] in their own folder; state.json, which
+    names that folder, is replaced last, so a cut at any point leaves a consistent pair."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp{os.getpid()}.model.keras"
-    model.save(tmp)
-    os.replace(tmp, folder / "model.keras")
-    (folder / "state.json.tmp").write_text(json.dumps(state))
+    name = f"epoch-{state['epoch']}.keras"
+    model.save(folder / f".tmp{os.getpid()}.keras")
+    os.replace(folder / f".tmp{os.getpid()}.keras", folder / name)
+    (folder / "state.json.tmp").write_text(json.dumps(
+        {**state, "model": name, "rng": [keras.ops.convert_to_numpy(v).tolist() for v in rng_states(model)]}))
     os.replace(folder / "state.json.tmp", folder / "state.json")
+    for old in folder.glob("epoch-*.keras"):
+        if old.name != name:
+            old.unlink()
 
 
 def main(argv=None):
@@ -113,6 +125,7 @@ def main(argv=None):
     p.add_argument("--backup", default=None, help="folder of the per-epoch backup (resumable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)  # tests: a cut-off run
     args = p.parse_args(argv)
     command = "python -m recipes.train_classifier " + " ".join(sys.argv[1:] if argv is None else argv)
     keras.utils.set_random_seed(args.seed)
@@ -132,7 +145,9 @@ def main(argv=None):
     state = {"epoch": 0, "curve": [], "train_seconds": 0.0, "command": command}
     if backup is not None and (backup / "state.json").exists():
         state = json.loads((backup / "state.json").read_text())
-        model = keras.saving.load_model(backup / "model.keras")
+        model = keras.saving.load_model(backup / state.pop("model"))
+        for v, value in zip(rng_states(model), state.pop("rng"), strict=True):
+            v.assign(np.asarray(value, dtype=v.dtype))
         print(f"resumed from {backup} after epoch {state['epoch']}", flush=True)
     else:
         model = build(args, steps_per_epoch)
@@ -149,6 +164,8 @@ def main(argv=None):
         print(json.dumps(state["curve"][-1]), f"{state['train_seconds']:.0f} s", flush=True)
         if backup is not None:
             save_backup(model, state, backup)
+        if state["epoch"] == args.stop_after_epoch:
+            return None
     # The preset computes in float32 whatever the training policy was.
     keras.mixed_precision.set_global_policy("float32")
     final = domain_classifier(SHAPES[args.dataset], 10, width=args.width, feature_dim=FEATURE_DIM[args.dataset],
@@ -182,6 +199,7 @@ def main(argv=None):
     out = presets.save_preset(final, Path(args.out or SAVED_MODELS / f"classifier_{args.dataset}"), meta)
     print(json.dumps({k: meta[k] for k in ("test_accuracy", "validation_accuracy", "steps", "train_seconds")}))
     print(f"wrote {out}")
+    return out
 
 
 if __name__ == "__main__":
